@@ -1,0 +1,16 @@
+# Airflow 3.3.2 image with the usdirect package, its DAGs, templates and config baked in.
+# Uses the same lock file as `make` and CI, so the image gets exactly the tested versions.
+FROM apache/airflow:3.3.2-python3.11
+
+ARG AIRFLOW_VERSION=3.3.2
+COPY --chown=airflow:root requirements.txt constraints.txt /opt/usdirect/
+RUN pip install --no-cache-dir -c /opt/usdirect/constraints.txt \
+        "apache-airflow==${AIRFLOW_VERSION}" -r /opt/usdirect/requirements.txt
+
+COPY --chown=airflow:root pyproject.toml README.md /opt/usdirect/
+COPY --chown=airflow:root plugins/ /opt/usdirect/plugins/
+RUN pip install --no-cache-dir --no-deps /opt/usdirect
+
+COPY --chown=airflow:root dags/ /opt/airflow/dags/
+COPY --chown=airflow:root include/ /opt/airflow/include/
+ENV USDIRECT_CONFIG=/opt/airflow/include/usdirect.yaml
