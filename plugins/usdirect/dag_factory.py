@@ -1,0 +1,67 @@
+"""Builds one DAG per configured US Direct account for an operation.
+
+DAG files call ``build_dags`` and nothing else, so parsing stays fast (no pandas, pyarrow or httpx:
+task bodies import those when they run) and every DAG gets the same schedule, retry, concurrency
+and alerting conventions from ``include/usdirect.yaml``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+
+from airflow.sdk import DAG, CronDataIntervalTimetable
+
+from usdirect.config import Account, Config, load_config
+
+# Operations that fetch "what changed in this window": each run owns [data_interval_start, end),
+# so scheduled runs and backfills cover every window exactly once.
+WINDOWED = frozenset({"get_inventory_changes", "get_shipments"})
+START_DATE = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+DOCS = {
+    "get_inventory": "Full US Direct feed → mapped inventory, pricing and quantity; archives missing SKUs.",
+    "get_inventory_changes": "Price and quantity changes from /v1/inventory over the run's data interval.",
+    "send_orders": "Pending fulfillment requests → US Direct purchase orders, each PO created exactly once.",
+    "get_shipments": "Shipments changed in the run's data interval, plus lookups for overdue open POs.",
+    "get_invoices": "Invoices for shipped POs (Reseller Token), with total and quantity checks.",
+}
+
+Define = Callable[[Config, Account], None]
+
+
+def _schedule(operation: str, cron: str | None) -> object:
+    if cron is None:
+        return None
+    if operation in WINDOWED:
+        return CronDataIntervalTimetable(cron, timezone="UTC")
+    return cron
+
+
+def build_dags(operation: str, define: Define) -> dict[str, DAG]:
+    """Create the operation's DAG for every account; ``define`` adds the tasks inside the DAG."""
+    cfg = load_config()
+    op = cfg.operations[operation]
+    dags: dict[str, DAG] = {}
+    for account in cfg.accounts:
+        dag_id = cfg.dag_id(account, operation)
+        default_args = {
+            "retries": 2,
+            "retry_delay": dt.timedelta(minutes=1),
+            "retry_exponential_backoff": True,
+        }
+        with DAG(
+            dag_id=dag_id,
+            schedule=_schedule(operation, op.schedule),
+            start_date=START_DATE,
+            catchup=False,
+            max_active_runs=1,
+            tags=["usdirect", operation, f"account:{account.id}"],
+            params=dict(getattr(define, "params", {})),
+            default_args=default_args,
+            doc_md=f"**{dag_id}** — {DOCS[operation]}\n\nAccount `{account.id}`, "
+            f"connection `{account.usdirect_conn_id}`, targets {', '.join(cfg.targets(account))}.",
+        ) as dag:
+            define(cfg, account)
+        dags[dag_id] = dag
+    return dags

@@ -1,0 +1,133 @@
+"""Audit tables every operation shares: ``usdirect_runs`` (one row per task run) and
+``usdirect_rejects`` (every row or order that could not be processed, with its reason).
+
+A run's outcome and counts are what the demo summary, the alerts and a person debugging a bad
+night read first, so they are written even when the task fails.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+from usdirect.targets.sql import Warehouse
+
+RUNS_DDL = """
+CREATE TABLE IF NOT EXISTS {t} (
+    run_id TEXT NOT NULL,
+    dag_id TEXT NOT NULL,
+    task_id TEXT NOT NULL,
+    try_number INTEGER NOT NULL,
+    operation TEXT NOT NULL,
+    account TEXT NOT NULL,
+    window_start TIMESTAMPTZ,
+    window_end TIMESTAMPTZ,
+    started_at TIMESTAMPTZ NOT NULL,
+    finished_at TIMESTAMPTZ NOT NULL,
+    duration_s DOUBLE PRECISION NOT NULL,
+    outcome TEXT NOT NULL,
+    rows_in BIGINT,
+    rows_out BIGINT,
+    rows_rejected BIGINT,
+    rows_changed BIGINT,
+    counts TEXT NOT NULL,
+    message TEXT
+)"""
+
+REJECTS_DDL = """
+CREATE TABLE IF NOT EXISTS {t} (
+    run_id TEXT NOT NULL,
+    operation TEXT NOT NULL,
+    row_number BIGINT,
+    key TEXT,
+    reason TEXT NOT NULL,
+    raw TEXT,
+    recorded_at TIMESTAMPTZ NOT NULL
+)"""
+
+REJECT_SCHEMA = pa.schema(
+    [
+        ("operation", pa.string()),
+        ("row_number", pa.int64()),
+        ("key", pa.string()),
+        ("reason", pa.string()),
+        ("raw", pa.string()),
+    ]
+)
+
+
+@dataclass
+class RunRecord:
+    """What one task run did; ``rows_*`` are the four headline figures, ``counts`` the detail."""
+
+    run_id: str
+    dag_id: str
+    task_id: str
+    operation: str
+    account: str
+    try_number: int = 1
+    window_start: dt.datetime | None = None
+    window_end: dt.datetime | None = None
+    started_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+    counts: dict[str, Any] = field(default_factory=dict)
+    rows_in: int | None = None
+    rows_out: int | None = None
+    rows_rejected: int | None = None
+    rows_changed: int | None = None
+
+
+def ensure_audit_tables(wh: Warehouse, conn: Any) -> None:
+    wh.execute(conn, RUNS_DDL.format(t=wh.table("usdirect_runs")))
+    wh.execute(conn, REJECTS_DDL.format(t=wh.table("usdirect_rejects")))
+
+
+def record_run(wh: Warehouse, rec: RunRecord, outcome: str, message: str | None = None) -> None:
+    """Append the run's row in its own transaction, so it survives the task's failure."""
+    finished = dt.datetime.now(dt.UTC)
+    with wh.connect() as conn:
+        ensure_audit_tables(wh, conn)
+        wh.execute(
+            conn,
+            f"INSERT INTO {wh.table('usdirect_runs')} VALUES "
+            "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (
+                rec.run_id,
+                rec.dag_id,
+                rec.task_id,
+                rec.try_number,
+                rec.operation,
+                rec.account,
+                rec.window_start,
+                rec.window_end,
+                rec.started_at,
+                finished,
+                (finished - rec.started_at).total_seconds(),
+                outcome,
+                rec.rows_in,
+                rec.rows_out,
+                rec.rows_rejected,
+                rec.rows_changed,
+                json.dumps(rec.counts, sort_keys=True, default=str),
+                message,
+            ),
+        )
+
+
+def write_rejects(wh: Warehouse, conn: Any, run_id: str, rejects: pa.Table) -> int:
+    """Append rejects (schema ``REJECT_SCHEMA``) for a run; re-running a run replaces its rows."""
+    ensure_audit_tables(wh, conn)
+    t = wh.table("usdirect_rejects")
+    ops = sorted(set(rejects.column("operation").to_pylist())) if rejects.num_rows else []
+    for op in ops:
+        wh.execute(conn, f"DELETE FROM {t} WHERE run_id = %s AND operation = %s", (run_id, op))
+    if rejects.num_rows == 0:
+        return 0
+    data = rejects.select(REJECT_SCHEMA.names).cast(REJECT_SCHEMA)
+    now = pa.array([dt.datetime.now(dt.UTC)] * data.num_rows, pa.timestamp("us", tz="UTC"))
+    data = data.append_column("run_id", pa.array([run_id] * data.num_rows, pa.string()))
+    data = data.append_column("recorded_at", now)
+    return wh.load_arrow(conn, t, data)

@@ -1,0 +1,159 @@
+"""One interface over the two supported SQL warehouses: DuckDB (embedded default) and Postgres.
+
+Pipelines stay dialect-agnostic for the few things that differ: the connection object, bulk loading
+(DuckDB scans Arrow directly; Postgres gets ``COPY ... FROM STDIN``) and reading large results back
+as Arrow. Connections come from the providers' own hooks, so connection ids work as in any DAG.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_COPY_CHUNK = 8 << 20
+
+
+class WarehouseConfigError(ValueError):
+    """The warehouse connection or table naming cannot be used."""
+
+
+def quote_ident(name: str) -> str:
+    """Quote one identifier after checking it is a plain name (no injection through config)."""
+    if not _IDENT.match(name):
+        raise WarehouseConfigError(
+            f"Invalid SQL identifier {name!r}: use letters, digits and underscores "
+            "(check 'warehouse.schema' and table names in the usdirect config)."
+        )
+    return f'"{name}"'
+
+
+@dataclass
+class Warehouse:
+    """A SQL warehouse reached through an Airflow connection of type ``duckdb`` or ``postgres``."""
+
+    conn_id: str
+    dialect: str
+    schema: str | None = None
+    _hook: Any = None
+
+    @classmethod
+    def from_conn_id(cls, conn_id: str, schema: str | None = None) -> Warehouse:
+        from airflow.sdk import BaseHook
+
+        conn_type = BaseHook.get_connection(conn_id).conn_type
+        if conn_type == "duckdb":
+            from airflow.providers.duckdb.hooks.duckdb import DuckDBHook
+
+            hook: Any = DuckDBHook(duckdb_conn_id=conn_id)
+        elif conn_type in ("postgres", "postgresql"):
+            from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+            hook = PostgresHook(postgres_conn_id=conn_id)
+        else:
+            raise WarehouseConfigError(
+                f"Connection {conn_id!r} has type {conn_type!r}; the warehouse must be a 'duckdb' or "
+                "'postgres' connection. Change its type or point warehouse_conn_id at another one."
+            )
+        return cls(
+            conn_id=conn_id,
+            dialect="duckdb" if conn_type == "duckdb" else "postgres",
+            schema=schema,
+            _hook=hook,
+        )
+
+    def table(self, name: str) -> str:
+        """Qualified, quoted table name honouring the configured schema."""
+        if self.schema:
+            return f"{quote_ident(self.schema)}.{quote_ident(name)}"
+        return quote_ident(name)
+
+    @contextmanager
+    def connect(self) -> Iterator[Any]:
+        """A DB-API connection in one transaction: committed on success, rolled back on error."""
+        conn = self._hook.get_conn()
+        try:
+            if self.dialect == "duckdb":
+                conn.execute("BEGIN TRANSACTION")
+            if self.schema:
+                conn.cursor().execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(self.schema)}")
+            yield conn
+            conn.commit()
+        except BaseException:
+            conn.rollback()
+            raise
+        finally:
+            conn.close()
+
+    def sql(self, statement: str) -> str:
+        """Adapt ``%s`` placeholders to the dialect (DuckDB uses ``?``)."""
+        return statement.replace("%s", "?") if self.dialect == "duckdb" else statement
+
+    def execute(self, conn: Any, statement: str, params: Sequence[Any] | None = None) -> int:
+        """Run one statement; returns the affected row count where the driver reports it."""
+        cur = conn.cursor()
+        cur.execute(self.sql(statement), params or ())
+        if self.dialect == "duckdb":
+            # DuckDB reports DML counts as a one-row result ("Count"); DDL returns nothing.
+            try:
+                row = cur.fetchone()
+            except Exception:
+                return -1
+            return int(row[0]) if row and isinstance(row[0], int) else -1
+        return cur.rowcount
+
+    def fetchall(self, conn: Any, statement: str, params: Sequence[Any] | None = None) -> list[tuple]:
+        cur = conn.cursor()
+        cur.execute(self.sql(statement), params or ())
+        return cur.fetchall()
+
+    def query_arrow(self, conn: Any, statement: str) -> pa.Table:
+        """Read a (possibly large) result as Arrow: DuckDB natively, Postgres through COPY TO STDOUT."""
+        if self.dialect == "duckdb":
+            return conn.execute(statement).to_arrow_table()
+        cur = conn.cursor()
+        cur.execute(f"SELECT * FROM ({statement}) AS q LIMIT 0")
+        names = [d.name for d in cur.description]
+        buf = io.BytesIO()
+        with cur.copy(f"COPY ({statement}) TO STDOUT (FORMAT csv, HEADER false)") as copy:
+            for block in copy:
+                buf.write(block)
+        if buf.tell() == 0:
+            return pa.table({n: pa.array([], pa.string()) for n in names})
+        buf.seek(0)
+        return pacsv.read_csv(
+            buf,
+            read_options=pacsv.ReadOptions(column_names=names),
+            convert_options=pacsv.ConvertOptions(
+                column_types=dict.fromkeys(names, pa.string()), strings_can_be_null=True
+            ),
+        )
+
+    def load_arrow(self, conn: Any, table: str, data: pa.Table) -> int:
+        """Bulk-append ``data`` into ``table`` (already qualified); columns matched by name."""
+        if data.num_rows == 0:
+            return 0
+        cols = ", ".join(quote_ident(c) for c in data.column_names)
+        if self.dialect == "duckdb":
+            conn.register("_usdirect_load", data)
+            try:
+                conn.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _usdirect_load")
+            finally:
+                conn.unregister("_usdirect_load")
+            return data.num_rows
+        sink = pa.BufferOutputStream()
+        pacsv.write_csv(data, sink, pacsv.WriteOptions(include_header=False, quoting_style="needed"))
+        payload = sink.getvalue()
+        cur = conn.cursor()
+        with cur.copy(f"COPY {table} ({cols}) FROM STDIN (FORMAT csv)") as copy:
+            view = memoryview(payload)
+            for start in range(0, len(view), _COPY_CHUNK):
+                copy.write(view[start : start + _COPY_CHUNK])
+        return data.num_rows

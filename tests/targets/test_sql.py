@@ -1,0 +1,88 @@
+"""Warehouse round trips on a real DuckDB file and a real Postgres database."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from tests.conftest import conn_env_var
+from usdirect.targets.sql import Warehouse, WarehouseConfigError
+
+ROWS = pa.table(
+    {
+        "sku": ["1", "2", "3"],
+        "title": ['Grill "Pro", 18"', "Café ñandú", None],
+        "cost": pa.array([decimal.Decimal("12.49"), decimal.Decimal("1299.00"), None], pa.decimal128(12, 2)),
+        "quantity": pa.array([37, 0, None], pa.int64()),
+        "archived": [False, True, None],
+        "updated_at": pa.array(
+            [dt.datetime(2026, 11, 20, 8, 15, tzinfo=dt.UTC)] * 3, pa.timestamp("us", tz="UTC")
+        ),
+    }
+)
+DDL = (
+    "CREATE TABLE {t} (sku TEXT PRIMARY KEY, title TEXT, cost DECIMAL(12,2), quantity BIGINT,"
+    " archived BOOLEAN, updated_at TIMESTAMPTZ)"
+)
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def warehouse(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Warehouse:
+    if request.param == "duckdb":
+        conn = {"conn_type": "duckdb", "host": str(tmp_path / "w.duckdb")}
+    else:
+        dsn = request.getfixturevalue("pg_dsn")
+        conn = {
+            "conn_type": "postgres",
+            "host": "127.0.0.1",
+            "login": "postgres",
+            "port": 5432,
+            "schema": dsn.rsplit("/", 1)[1],
+        }
+    monkeypatch.setenv(*conn_env_var("wh_test", conn))
+    return Warehouse.from_conn_id("wh_test", schema="usd_test")
+
+
+def test_load_and_read_back_preserves_values(warehouse: Warehouse) -> None:
+    t = warehouse.table("items")
+    with warehouse.connect() as conn:
+        warehouse.execute(conn, f"DROP TABLE IF EXISTS {t}")
+        warehouse.execute(conn, DDL.format(t=t))
+        assert warehouse.load_arrow(conn, t, ROWS) == 3
+    with warehouse.connect() as conn:
+        rows = warehouse.fetchall(conn, f"SELECT sku, title, cost, quantity, archived FROM {t} ORDER BY sku")
+        back = warehouse.query_arrow(conn, f"SELECT sku, title FROM {t} ORDER BY sku")
+    assert rows == [
+        ("1", 'Grill "Pro", 18"', decimal.Decimal("12.49"), 37, False),
+        ("2", "Café ñandú", decimal.Decimal("1299.00"), 0, True),
+        ("3", None, None, None, None),
+    ]
+    assert back.column("title").to_pylist() == ['Grill "Pro", 18"', "Café ñandú", None]
+
+
+def test_failed_transaction_rolls_back(warehouse: Warehouse) -> None:
+    t = warehouse.table("rollback_me")
+    with warehouse.connect() as conn:
+        warehouse.execute(conn, f"DROP TABLE IF EXISTS {t}")
+        warehouse.execute(conn, DDL.format(t=t))
+    with pytest.raises(RuntimeError), warehouse.connect() as conn:
+        warehouse.load_arrow(conn, t, ROWS)
+        raise RuntimeError("boom")
+    with warehouse.connect() as conn:
+        assert warehouse.fetchall(conn, f"SELECT count(*) FROM {t}") == [(0,)]
+
+
+def test_rejects_unsupported_connection_type(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(*conn_env_var("wh_bad", {"conn_type": "mysql", "host": "x"}))
+    with pytest.raises(WarehouseConfigError, match="'duckdb' or 'postgres'"):
+        Warehouse.from_conn_id("wh_bad")
+
+
+def test_rejects_injected_identifiers(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv(*conn_env_var("wh_i", {"conn_type": "duckdb", "host": str(tmp_path / "x.duckdb")}))
+    with pytest.raises(WarehouseConfigError, match="Invalid SQL identifier"):
+        Warehouse.from_conn_id("wh_i", schema='x"; DROP TABLE y; --').table("t")
