@@ -1,0 +1,73 @@
+"""`make bench`: run every benchmark, print a table, write benchmarks/results/latest.json.
+
+Each benchmark module exposes ``run(...) -> dict`` whose ``results`` is a list of flat records
+(name, rows, seconds, rows_per_s, peak_rss_mb, ...). Figures from different machines are not
+comparable; the JSON carries the machine so that a later run can be compared like for like.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from benchmarks.machine import describe
+
+RESULTS = Path(__file__).resolve().parent / "results"
+SUITES = {
+    "mapping": ("benchmarks.bench_mapping", {"rows": 1_000_000}),
+    "inventory": ("benchmarks.bench_inventory", {"sizes": [100_000, 1_000_000]}),
+}
+
+
+def _table(records: list[dict[str, Any]]) -> str:
+    cols: list[str] = []
+    for rec in records:
+        cols += [k for k in rec if k not in cols]
+    width = {c: max(len(c), *(len(_fmt(r.get(c))) for r in records)) for c in cols}
+    lines = ["  ".join(c.ljust(width[c]) for c in cols), "  ".join("-" * width[c] for c in cols)]
+    lines += ["  ".join(_fmt(r.get(c)).ljust(width[c]) for c in cols) for r in records]
+    return "\n".join(lines)
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:,.2f}"
+    if isinstance(v, int):
+        return f"{v:,}"
+    return "" if v is None else str(v)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--only", choices=sorted(SUITES), action="append", help="run only these suites")
+    parser.add_argument("--quick", action="store_true", help="small sizes, to check the benchmarks work")
+    args = parser.parse_args(argv)
+    machine = describe()
+    print(
+        f"machine: {machine['cpu']} x{machine['cores']}, {machine['memory_gib']} GiB, "
+        f"Python {machine['python']}, Postgres {machine['postgres']}"
+    )
+    report: dict[str, Any] = {"machine": machine, "suites": {}}
+    for name in args.only or sorted(SUITES):
+        module, kwargs = SUITES[name]
+        if args.quick:
+            kwargs = {"rows": 20_000} if name == "mapping" else {"sizes": [20_000]}
+        result = importlib.import_module(module).run(**kwargs)
+        report["suites"][name] = result
+        print(f"\n== {name} ==")
+        print(_table(result["results"]))
+        for line in result.get("notes", []):
+            print(f"  {line}")
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / ("quick.json" if args.quick else "latest.json")
+    out.write_text(json.dumps(report, indent=2, default=str))
+    print(f"\nwrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
