@@ -49,9 +49,9 @@ def _airflow(args: list[str], env: dict[str, str], log: Path) -> tuple[int, floa
 
 
 def main() -> int:
-    from sandbox.runner import start_sandbox
-
     from demo_steps import STEPS, print_summary
+
+    from sandbox.runner import start_sandbox
 
     DEMO_DIR.mkdir(parents=True, exist_ok=True)
     WAREHOUSE.unlink(missing_ok=True)
