@@ -86,3 +86,20 @@ def test_rejects_injected_identifiers(monkeypatch: pytest.MonkeyPatch, tmp_path:
     monkeypatch.setenv(*conn_env_var("wh_i", {"conn_type": "duckdb", "host": str(tmp_path / "x.duckdb")}))
     with pytest.raises(WarehouseConfigError, match="Invalid SQL identifier"):
         Warehouse.from_conn_id("wh_i", schema='x"; DROP TABLE y; --').table("t")
+
+
+def test_statements_share_the_transaction(warehouse: Warehouse) -> None:
+    """execute/fetchall run inside connect()'s transaction: they see TEMP tables and roll back."""
+    t = warehouse.table("txn_check")
+    with warehouse.connect() as conn:
+        warehouse.execute(conn, f"DROP TABLE IF EXISTS {t}")
+    with pytest.raises(RuntimeError), warehouse.connect() as conn:
+        warehouse.execute(conn, f"CREATE TABLE {t} (a INTEGER)")
+        warehouse.execute(conn, "CREATE TEMP TABLE scratch (a INTEGER)")
+        warehouse.execute(conn, "INSERT INTO scratch VALUES (%s)", (7,))
+        assert warehouse.fetchall(conn, "SELECT a FROM scratch") == [(7,)]
+        raise RuntimeError("abort")
+    with warehouse.connect() as conn:
+        assert warehouse.fetchall(
+            conn, "SELECT count(*) FROM information_schema.tables WHERE table_name = %s", ("txn_check",)
+        ) == [(0,)]

@@ -83,7 +83,7 @@ class Warehouse:
             if self.dialect == "duckdb":
                 conn.execute("BEGIN TRANSACTION")
             if self.schema:
-                conn.cursor().execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(self.schema)}")
+                self._cursor(conn).execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(self.schema)}")
             yield conn
             conn.commit()
         except BaseException:
@@ -92,13 +92,18 @@ class Warehouse:
         finally:
             conn.close()
 
+    def _cursor(self, conn: Any) -> Any:
+        # DuckDB's cursor() is a second connection with its own transaction, so statements go
+        # through the connection itself to stay inside connect()'s transaction.
+        return conn if self.dialect == "duckdb" else conn.cursor()
+
     def sql(self, statement: str) -> str:
         """Adapt ``%s`` placeholders to the dialect (DuckDB uses ``?``)."""
         return statement.replace("%s", "?") if self.dialect == "duckdb" else statement
 
     def execute(self, conn: Any, statement: str, params: Sequence[Any] | None = None) -> int:
         """Run one statement; returns the affected row count where the driver reports it."""
-        cur = conn.cursor()
+        cur = self._cursor(conn)
         cur.execute(self.sql(statement), params or ())
         if self.dialect == "duckdb":
             # DuckDB reports DML counts as a one-row result ("Count"); DDL returns nothing.
@@ -110,7 +115,7 @@ class Warehouse:
         return cur.rowcount
 
     def fetchall(self, conn: Any, statement: str, params: Sequence[Any] | None = None) -> list[tuple]:
-        cur = conn.cursor()
+        cur = self._cursor(conn)
         cur.execute(self.sql(statement), params or ())
         return cur.fetchall()
 
