@@ -12,6 +12,11 @@ from typing import Any
 __version__ = "0.1.0"
 
 _SECRET = {"type": ["string", "null"], "format": "password"}
+_CA_BUNDLE = {
+    "label": "CA bundle (path)",
+    "description": "PEM file of CA certificates to verify TLS with instead of the system store.",
+    "schema": {"type": ["string", "null"]},
+}
 
 
 def get_provider_info() -> dict[str, Any]:
@@ -36,6 +41,7 @@ def get_provider_info() -> dict[str, Any]:
                         "reseller_token": "Reseller Token (needed by Get Invoice)",
                         "rate_limit": "5",
                         "timeout": "30",
+                        "ca_bundle": "/etc/ssl/certs/company-ca.pem (optional)",
                     },
                 },
                 "conn-fields": {
@@ -59,6 +65,7 @@ def get_provider_info() -> dict[str, Any]:
                         "description": "Per-request read timeout.",
                         "schema": {"type": ["number", "null"]},
                     },
+                    "ca_bundle": _CA_BUNDLE,
                 },
             },
             {
@@ -73,6 +80,7 @@ def get_provider_info() -> dict[str, Any]:
                         "password": "X-API-TOKEN of the platform account",
                         "rate_limit": "2",
                         "timeout": "30",
+                        "ca_bundle": "/etc/ssl/certs/company-ca.pem (optional)",
                     },
                 },
                 "conn-fields": {
@@ -86,6 +94,7 @@ def get_provider_info() -> dict[str, Any]:
                         "description": "Per-request read timeout.",
                         "schema": {"type": ["number", "null"]},
                     },
+                    "ca_bundle": _CA_BUNDLE,
                 },
             },
         ],
