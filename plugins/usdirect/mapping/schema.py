@@ -1,0 +1,227 @@
+"""Canonical target fields: the code's side of every mapping template.
+
+Templates map source columns onto these names; the pipelines read only these names, so a
+renamed supplier column is absorbed by editing a template, never the code. Types here are the
+output types of `Template.map_batch` / `map_records` (one stable schema per operation).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+
+OPERATIONS = ("inventory", "orders", "shipments", "invoices")
+
+_DECIMAL = re.compile(r"^decimal\(\s*(\d+)\s*,\s*(\d+)\s*\)$")
+SCALAR_TYPES = ("string", "int", "bool", "date", "timestamp")
+TYPE_HELP = "string, int, bool, date, timestamp or decimal(p,s) such as decimal(12,2)"
+
+
+def parse_type(name: str) -> pa.DataType:
+    """Turn a template type name into an Arrow type; ValueError names the allowed spellings."""
+    name = name.strip()
+    simple = {
+        "string": pa.string(),
+        "int": pa.int64(),
+        "bool": pa.bool_(),
+        "date": pa.date32(),
+        "timestamp": pa.timestamp("us", tz="UTC"),
+    }
+    if name in simple:
+        return simple[name]
+    match = _DECIMAL.match(name)
+    if match:
+        precision, scale = int(match.group(1)), int(match.group(2))
+        if not 1 <= precision <= 38 or scale > precision:
+            raise ValueError(f"decimal({precision},{scale}) needs 1 <= p <= 38 and s <= p")
+        return pa.decimal128(precision, scale)
+    raise ValueError(f"unknown type {name!r}")
+
+
+def type_name(dtype: pa.DataType) -> str:
+    """The template spelling of an Arrow type produced by `parse_type`."""
+    if pa.types.is_decimal(dtype):
+        return f"decimal({dtype.precision},{dtype.scale})"
+    names = {
+        pa.string(): "string",
+        pa.int64(): "int",
+        pa.bool_(): "bool",
+        pa.date32(): "date",
+        pa.timestamp("us", tz="UTC"): "timestamp",
+    }
+    return names[dtype]
+
+
+@dataclass(frozen=True)
+class Target:
+    """One canonical output field."""
+
+    name: str
+    type: str
+    required: bool = False
+
+
+@dataclass(frozen=True)
+class ChildTargets:
+    """A child list (order lines, shipment items, invoice lines) and its fields."""
+
+    name: str
+    parent_key: str
+    targets: tuple[Target, ...]
+
+
+@dataclass(frozen=True)
+class OperationTargets:
+    """Everything the code expects from a template of one operation."""
+
+    operation: str
+    key: str
+    targets: tuple[Target, ...]
+    child: ChildTargets | None = None
+    switch_groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    always_writable: tuple[str, ...] = ()
+
+    def by_name(self) -> dict[str, Target]:
+        return {t.name: t for t in self.targets}
+
+
+MONEY = "decimal(12,2)"
+
+INVENTORY = OperationTargets(
+    operation="inventory",
+    key="sku",
+    targets=(
+        Target("sku", "string", required=True),
+        Target("supplier_sku", "string", required=True),
+        Target("title", "string"),
+        Target("brand", "string"),
+        Target("mpn", "string"),
+        Target("upc", "string"),
+        Target("cost", MONEY),
+        Target("msrp", MONEY),
+        Target("map", MONEY),
+        Target("quantity", "int"),
+        Target("status", "string"),
+        Target("archived", "bool"),
+        Target("weight_lb", "decimal(10,3)"),
+        Target("length_in", "decimal(10,2)"),
+        Target("width_in", "decimal(10,2)"),
+        Target("height_in", "decimal(10,2)"),
+        Target("category", "string"),
+        Target("image_url", "string"),
+        Target("source_updated_at", "timestamp"),
+    ),
+    # Flxpoint's Get Inventory switches: which target fields a run may write.
+    switch_groups={
+        "sync_pricing": ("cost", "msrp", "map"),
+        "sync_quantity": ("quantity",),
+        "sync_inventory": (
+            "title",
+            "brand",
+            "mpn",
+            "upc",
+            "status",
+            "archived",
+            "weight_lb",
+            "length_in",
+            "width_in",
+            "height_in",
+            "category",
+            "image_url",
+            "source_updated_at",
+        ),
+    },
+    always_writable=("sku", "supplier_sku"),
+)
+
+ORDERS = OperationTargets(
+    operation="orders",
+    key="po_number",
+    targets=(
+        Target("fr_id", "int", required=True),
+        Target("po_number", "string", required=True),
+        Target("customer_order_number", "string"),
+        Target("order_date", "date"),
+        Target("shipping_code", "string", required=True),
+        Target("ship_to.name", "string", required=True),
+        Target("ship_to.company", "string"),
+        Target("ship_to.address1", "string", required=True),
+        Target("ship_to.address2", "string"),
+        Target("ship_to.city", "string", required=True),
+        Target("ship_to.state", "string", required=True),
+        Target("ship_to.postal_code", "string", required=True),
+        Target("ship_to.country", "string", required=True),
+        Target("ship_to.phone", "string"),
+        Target("ship_to.email", "string"),
+    ),
+    child=ChildTargets(
+        name="lines",
+        parent_key="po_number",
+        targets=(
+            Target("line_number", "int", required=True),
+            Target("item_number", "string", required=True),
+            Target("quantity", "int", required=True),
+            Target("unit_cost", MONEY),
+        ),
+    ),
+)
+
+SHIPMENTS = OperationTargets(
+    operation="shipments",
+    key="po_number",
+    targets=(
+        Target("shipment_id", "string", required=True),
+        Target("po_number", "string", required=True),
+        Target("carrier", "string"),
+        Target("shipping_code", "string"),
+        Target("method", "string"),
+        Target("tracking_number", "string"),
+        Target("status", "string", required=True),
+        Target("supplier_status", "string"),
+        Target("ship_date", "date"),
+        Target("updated_at", "timestamp"),
+    ),
+    child=ChildTargets(
+        name="items",
+        parent_key="shipment_id",
+        targets=(
+            Target("line_number", "int", required=True),
+            Target("item_number", "string", required=True),
+            Target("sku", "string"),
+            Target("quantity", "int", required=True),
+        ),
+    ),
+)
+
+INVOICES = OperationTargets(
+    operation="invoices",
+    key="po_number",
+    targets=(
+        Target("invoice_number", "string", required=True),
+        Target("po_number", "string", required=True),
+        Target("invoice_date", "date"),
+        Target("status", "string", required=True),
+        Target("supplier_status", "string"),
+        Target("currency", "string"),
+        Target("total", MONEY, required=True),
+        Target("shipping", MONEY),
+        Target("fees", MONEY),
+        Target("tax", MONEY),
+    ),
+    child=ChildTargets(
+        name="lines",
+        parent_key="invoice_number",
+        targets=(
+            Target("line_number", "int", required=True),
+            Target("item_number", "string", required=True),
+            Target("sku", "string"),
+            Target("quantity", "int", required=True),
+            Target("unit_cost", MONEY),
+            Target("amount", MONEY),
+        ),
+    ),
+)
+
+CANONICAL: dict[str, OperationTargets] = {t.operation: t for t in (INVENTORY, ORDERS, SHIPMENTS, INVOICES)}
