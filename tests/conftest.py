@@ -73,3 +73,6 @@ def duckdb_path(tmp_path: Path) -> Path:
 def conn_env_var(conn_id: str, conn: dict) -> tuple[str, str]:
     """The AIRFLOW_CONN_<ID> variable (JSON form) that defines a connection for this process."""
     return f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(conn)
+
+
+pytest_plugins = ["sandbox.pytest_plugin"]
