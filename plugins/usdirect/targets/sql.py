@@ -122,7 +122,7 @@ class Warehouse:
     def query_arrow(self, conn: Any, statement: str) -> pa.Table:
         """Read a (possibly large) result as Arrow: DuckDB natively, Postgres through COPY TO STDOUT."""
         if self.dialect == "duckdb":
-            return conn.execute(statement).to_arrow_table()
+            return conn.sql(statement).to_arrow_table()
         cur = conn.cursor()
         cur.execute(f"SELECT * FROM ({statement}) AS q LIMIT 0")
         names = [d.name for d in cur.description]
