@@ -1,0 +1,100 @@
+"""Get Shipments tasks: fetch the window's shipments once, then one task per target.
+
+The fetch stages a Parquet batch in the run's staging folder; the target tasks read it, so a
+failed platform delivery can be retried without asking US Direct again. When both targets are
+configured the warehouse loads first: it remembers what the platform already has.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from airflow.sdk import task
+
+from usdirect.config import Account, Config
+from usdirect.operators.base import operation_run
+
+STAGE = "shipments"
+
+
+@task(task_id="fetch_shipments")
+def fetch_shipments(account_id: str) -> dict[str, int]:
+    """Shipments changed in the data interval (with overlap) plus per-PO straggler lookups."""
+    from usdirect.hooks.usdirect import UsDirectHook
+    from usdirect.mapping import load_template
+    from usdirect.pipelines import shipments
+
+    with operation_run("get_shipments", account_id) as run:
+        settings = run.settings
+        start, _ = run.incremental_window(dt.timedelta(hours=settings.straggler_age_hours))
+        since = start - dt.timedelta(minutes=settings.overlap_minutes)
+        wh = run.warehouse()
+        stragglers = (
+            shipments.straggler_pos(wh, dt.datetime.now(dt.UTC), settings.straggler_age_hours) if wh else []
+        )
+        template = load_template(run.cfg.template_path(run.account, "get_shipments"))
+        with UsDirectHook(run.account.usdirect_conn_id) as usdirect:
+            batch, fetched = shipments.fetch_shipments(usdirect, template, since, stragglers)
+        batch.write(run.staging(STAGE))
+        counts = {
+            "shipments": batch.parents.num_rows,
+            "items": batch.children.num_rows,
+            "rejected": batch.rejects.num_rows,
+            "changed_in_window": fetched.changed,
+            "stragglers_checked": fetched.stragglers_checked,
+            "stragglers_found": fetched.stragglers_found,
+        }
+        run.record.counts.update(counts)
+        run.record.rows_in = fetched.changed + fetched.stragglers_found
+        run.record.rows_out = batch.parents.num_rows
+        run.record.rows_rejected = batch.rejects.num_rows
+        return counts
+
+
+@task(task_id="load_shipments_warehouse")
+def load_warehouse(account_id: str, fetched: dict[str, int]) -> dict[str, int]:
+    """Upsert the staged batch by shipment_id; each PO's fulfilment state follows in the view."""
+    from usdirect.pipelines import shipments
+
+    with operation_run("get_shipments", account_id) as run:
+        batch = shipments.Batch.read(run.staging(STAGE))
+        counts = shipments.load_warehouse(run.warehouse(), batch, run.run_id)
+        out = {"seen": counts.seen, "new": counts.new, "status_changed": counts.changed}
+        run.record.counts.update(out)
+        run.record.rows_in = batch.parents.num_rows
+        run.record.rows_out = counts.seen
+        run.record.rows_changed = counts.new + counts.changed
+        run.record.rows_rejected = batch.rejects.num_rows
+        return out
+
+
+@task(task_id="deliver_shipments_platform")
+def deliver_platform(account_id: str, fetched: dict[str, int]) -> dict[str, int]:
+    """POST new shipments, PATCH changed statuses; an unknown FR fails the task with its reason."""
+    from usdirect.hooks.flxpoint import FlxpointHook
+    from usdirect.pipelines import shipments
+
+    with operation_run("get_shipments", account_id) as run:
+        batch = shipments.Batch.read(run.staging(STAGE))
+        with FlxpointHook(run.account.flxpoint_conn_id) as platform:
+            result = shipments.deliver_platform(platform, batch, run.warehouse())
+        errors = result.pop("errors")
+        run.record.counts.update(result | {"errors": len(errors)})
+        run.record.rows_in = batch.parents.num_rows
+        run.record.rows_changed = result.get("created", 0) + result.get("status_updated", 0)
+        run.record.rows_rejected = len(errors)
+        if errors:
+            raise RuntimeError(
+                f"{len(errors)} shipment(s) not delivered to the platform: " + "; ".join(errors[:10])
+            )
+        return result
+
+
+def define_get_shipments(cfg: Config, account: Account) -> None:
+    fetched = fetch_shipments(account.id)
+    targets = cfg.targets(account)
+    loaded = load_warehouse(account.id, fetched) if "warehouse" in targets else None
+    if "platform" in targets:
+        delivered = deliver_platform(account.id, fetched)
+        if loaded is not None:
+            loaded >> delivered

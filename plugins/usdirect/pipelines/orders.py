@@ -1,0 +1,651 @@
+"""Send Orders: map fulfillment requests, refuse what US Direct would refuse, submit each PO once.
+
+Exactly once, whatever fails: before an order is sent its ledger row is marked ``submitting``
+with the attempt count, in a committed transaction. A submission whose outcome is unknown
+(timeout, reset, 5xx, or a worker killed before it could record the answer) is never simply
+repeated: US Direct is asked ``GET /v1/orders/{po}`` first, and only a 404 allows another send.
+A ``409 duplicate_po`` means the PO exists already and is recorded as submitted. Without a
+durable ledger (platform-only deployments) every PO is looked up before its first send.
+
+Orders are independent, so they are sent from a thread pool; the hook's per-token rate limiter
+is shared by all threads of the process, which keeps the request rate under the API limit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
+
+from usdirect.hooks.errors import (
+    DuplicateError,
+    OutcomeUnknownError,
+    RateLimitExhaustedError,
+    TransientExhaustedError,
+    UsDirectError,
+    ValidationError,
+)
+
+log = logging.getLogger(__name__)
+
+SHIPPING_CODES = ("UPS-GND", "UPS-2DA", "UPS-NDA", "FEDEX-GND", "FEDEX-EXP", "USPS-PRIORITY")
+_LOWER_48_AND_DC = (
+    "AL AZ AR CA CO CT DE DC FL GA ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV NH NJ NM NY NC ND "
+    "OH OK OR PA RI SC SD TN TX UT VT VA WA WV WI WY"
+)
+LOWER_48_AND_DC = frozenset(_LOWER_48_AND_DC.split(" "))
+MILITARY_STATES = frozenset({"AA", "AE", "AP"})
+PO_NUMBER = re.compile(r"^[A-Za-z0-9_-]{1,30}$")
+PO_BOX = re.compile(r"\b(p\.?\s*o\.?\s*box|post\s+office\s+box|pob\s+\d)", re.IGNORECASE)
+POSTAL_CODE = re.compile(r"^\d{5}(-\d{4})?$")
+REQUIRED_SHIP_TO = ("name", "address1", "city", "state", "postal_code", "country")
+# Sends per PO within one run when US Direct confirms (GET 404) that an unknown outcome created nothing.
+MAX_SENDS_PER_RUN = 3
+
+# Outcome kinds.
+SUBMITTED = "submitted"  # US Direct has the order (created now, or found existing)
+NEEDS_ATTENTION = "needs_attention"  # the data must be fixed by a person; nothing was created
+RETRY = "retry"  # nothing was created; the next run sends it again
+UNRESOLVED = "unresolved"  # may have been created; the next run looks it up before anything else
+ERROR = "error"  # this run could not finish the PO (e.g. recording failed); the next run resumes it
+DRY_RUN = "dry_run"
+
+
+# --- pre-validation -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One bad field of an order: the field path and what to do about it."""
+
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}"
+
+
+def validate_order(payload: dict[str, Any]) -> list[Problem]:
+    """What US Direct's contract would refuse with 422, found before sending (empty = valid)."""
+    problems: list[Problem] = []
+    po = payload.get("po_number")
+    if _blank(po):
+        problems.append(Problem("po_number", "missing; set the fulfillment request number"))
+    elif not PO_NUMBER.match(str(po)):
+        problems.append(
+            Problem(
+                "po_number",
+                f"{po!r} is not 1-30 characters of A-Z a-z 0-9 - _; "
+                "renumber the request without spaces or other symbols",
+            )
+        )
+    if _blank(payload.get("order_date")):
+        problems.append(Problem("order_date", "missing; the request needs its order date"))
+    code = payload.get("shipping_code")
+    if _blank(code):
+        problems.append(Problem("shipping_code", "missing; choose a shipping method on the request"))
+    elif code not in SHIPPING_CODES:
+        problems.append(
+            Problem(
+                "shipping_code",
+                f"unknown shipping code {code!r}; use one of {', '.join(SHIPPING_CODES)} "
+                "(map the platform code in include/mappings/value_maps.yaml shipping_codes)",
+            )
+        )
+    problems += _validate_ship_to(payload.get("ship_to") or {})
+    problems += _validate_lines(payload.get("lines") or [])
+    return problems
+
+
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _validate_ship_to(ship_to: dict[str, Any]) -> list[Problem]:
+    problems = [
+        Problem(f"ship_to.{key}", "missing; complete the shipping address")
+        for key in REQUIRED_SHIP_TO
+        if _blank(ship_to.get(key))
+    ]
+    for key in ("address1", "address2"):
+        value = ship_to.get(key)
+        if isinstance(value, str) and PO_BOX.search(value):
+            problems.append(
+                Problem(
+                    f"ship_to.{key}",
+                    f"{value!r} is a PO Box; US Direct does not ship to PO Boxes, "
+                    "ask the customer for a street address",
+                )
+            )
+    postal = ship_to.get("postal_code")
+    if not _blank(postal) and not POSTAL_CODE.match(str(postal).strip()):
+        problems.append(
+            Problem("ship_to.postal_code", f"{postal!r} is not a US ZIP code; use 5 digits or ZIP+4")
+        )
+    country = ship_to.get("country")
+    if not _blank(country) and str(country).strip().upper() != "US":
+        problems.append(
+            Problem(
+                "ship_to.country",
+                f"{country!r} is outside the US; US Direct ships within the lower 48 only, "
+                "send this order through another supplier",
+            )
+        )
+    state = ship_to.get("state")
+    if not _blank(state) and str(state).strip().upper() not in LOWER_48_AND_DC:
+        where = (
+            "a military (APO/FPO/DPO) address"
+            if str(state).strip().upper() in MILITARY_STATES
+            else "outside the lower 48 (Alaska, Hawaii and US territories are not served)"
+            if len(str(state).strip()) == 2
+            else "not a two-letter state code"
+        )
+        problems.append(
+            Problem(
+                "ship_to.state",
+                f"{state!r} is {where}; US Direct ships to the lower 48 and DC only, "
+                "correct the state or send this order through another supplier",
+            )
+        )
+    return problems
+
+
+def _validate_lines(lines: list[dict[str, Any]]) -> list[Problem]:
+    if not lines:
+        return [Problem("lines", "the request has no items; add at least one item")]
+    problems: list[Problem] = []
+    for line in lines:
+        where = f"lines[{line.get('line_number')}]"
+        if _blank(line.get("item_number")):
+            problems.append(
+                Problem(f"{where}.item_number", "missing; set the item's SKU to USD-<US Direct item number>")
+            )
+        qty = line.get("quantity")
+        if qty is None or int(qty) < 1:
+            problems.append(
+                Problem(
+                    f"{where}.quantity", f"{qty!r} is below 1; order at least one unit or remove the item"
+                )
+            )
+    return problems
+
+
+def format_problems(problems: Iterable[Problem | str]) -> str:
+    return "; ".join(str(p) for p in problems)
+
+
+# --- requests, payloads and outcomes ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OrderRequest:
+    """One fulfillment request to send, with what the ledger knows about it."""
+
+    po_number: str
+    fr_id: int | None
+    fr: dict[str, Any]
+    state: str = "pending"  # pending | submitting (a previous send's outcome is unknown)
+    attempts: int = 0
+
+
+@dataclass(frozen=True)
+class LineOutcome:
+    line_number: int
+    item_number: str | None
+    status: str  # accepted | rejected
+    reason: str | None = None
+
+
+@dataclass
+class OrderOutcome:
+    """What became of one PO in this run; recorders turn it into ledger rows / platform calls."""
+
+    po_number: str
+    fr_id: int | None
+    kind: str
+    supplier_order_id: str | None = None
+    order_status: str | None = None
+    lines: list[LineOutcome] = field(default_factory=list)
+    submitted_at: dt.datetime | None = None
+    attempts: int = 0
+    message: str | None = None
+    found_existing: bool = False
+    payload: dict[str, Any] | None = None
+
+    @property
+    def cancelled(self) -> bool:
+        """US Direct created the order but could fill no line (every line rejected)."""
+        return self.kind == SUBMITTED and self.order_status == "cancelled"
+
+
+class OrderClient(Protocol):
+    """The two US Direct calls Send Orders needs (``UsDirectHook`` provides them)."""
+
+    def submit_order(self, payload: dict) -> dict: ...
+
+    def get_order(self, po_number: str) -> dict | None: ...
+
+
+class OrderLedger(Protocol):
+    """Durable per-PO state written before each send (the warehouse's fulfillment_requests)."""
+
+    def begin_attempt(self, po_number: str) -> int: ...
+
+
+Recorder = Callable[[OrderOutcome], None]
+
+
+def build_payloads(
+    template: Any, requests: Sequence[OrderRequest]
+) -> tuple[list[tuple[OrderRequest, dict[str, Any]]], list[OrderOutcome]]:
+    """Map requests through the orders template and pre-validate: (ready to send, invalid)."""
+    if not requests:
+        return [], []
+    result = template.map_records([r.fr for r in requests])
+    invalid: list[OrderOutcome] = []
+    for row in result.rejects.to_pylist():
+        req = requests[int(row["row_number"]) - 1]
+        invalid.append(
+            OrderOutcome(
+                req.po_number,
+                req.fr_id,
+                NEEDS_ATTENTION,
+                attempts=req.attempts,
+                message=_mapping_reason(row["reason"]),
+            )
+        )
+    ready: list[tuple[OrderRequest, dict[str, Any]]] = []
+    payloads = result.payloads(exclude=("row_number", "fr_id"))
+    for row_number, payload in zip(result.mapped.column("row_number").to_pylist(), payloads, strict=True):
+        req = requests[int(row_number) - 1]
+        problems = validate_order(payload)
+        if problems:
+            invalid.append(
+                OrderOutcome(
+                    req.po_number,
+                    req.fr_id,
+                    NEEDS_ATTENTION,
+                    attempts=req.attempts,
+                    message=format_problems(problems),
+                    payload=payload,
+                )
+            )
+        else:
+            ready.append((req, payload))
+    return ready, invalid
+
+
+def _mapping_reason(reason: str) -> str:
+    """Mapping rejects say what is wrong; name the request field and the fix where they do not."""
+    if reason.startswith("unknown shipping code"):
+        return f"shipping_code (shippingMethod.shippingCode): {reason}"
+    return f"{reason} (fix the fulfillment request, or the orders mapping template if the data is right)"
+
+
+# --- submission ----------------------------------------------------------------------------------
+
+
+@dataclass
+class SendReport:
+    """Per-PO outcomes of a run and the headline counts."""
+
+    outcomes: list[OrderOutcome] = field(default_factory=list)
+
+    def count(self, kind: str) -> int:
+        return sum(1 for o in self.outcomes if o.kind == kind)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        out = {k: self.count(k) for k in (SUBMITTED, NEEDS_ATTENTION, RETRY, UNRESOLVED, ERROR, DRY_RUN)}
+        out["found_existing"] = sum(1 for o in self.outcomes if o.found_existing)
+        out["cancelled_by_supplier"] = sum(1 for o in self.outcomes if o.cancelled)
+        out["partially_accepted"] = sum(1 for o in self.outcomes if o.order_status == "partially_accepted")
+        out["on_hold"] = sum(1 for o in self.outcomes if o.order_status == "on_hold")
+        return out
+
+    @property
+    def unfinished(self) -> list[OrderOutcome]:
+        """POs this run could not settle (they are retried, never re-sent blindly)."""
+        return [o for o in self.outcomes if o.kind in (RETRY, UNRESOLVED, ERROR)]
+
+
+def outcome_from_order(
+    req: OrderRequest, body: dict[str, Any], attempts: int, found_existing: bool
+) -> OrderOutcome:
+    """An order as US Direct returned it (201 body or ``GET /v1/orders/{po}``)."""
+    lines = [
+        LineOutcome(
+            int(line["line_number"]),
+            line.get("item_number"),
+            "rejected" if line.get("status") == "rejected" else "accepted",
+            line.get("reason"),
+        )
+        for line in body.get("lines") or []
+    ]
+    created = body.get("created_at")
+    submitted_at = dt.datetime.fromisoformat(created) if isinstance(created, str) else dt.datetime.now(dt.UTC)
+    outcome = OrderOutcome(
+        req.po_number,
+        req.fr_id,
+        SUBMITTED,
+        supplier_order_id=body.get("order_id"),
+        order_status=body.get("status"),
+        lines=lines,
+        submitted_at=submitted_at,
+        attempts=attempts,
+        found_existing=found_existing,
+    )
+    rejected = [ln for ln in lines if ln.status == "rejected"]
+    if outcome.cancelled:
+        outcome.message = (
+            f"US Direct cancelled order {outcome.supplier_order_id}: every line was rejected ("
+            + ", ".join(f"line {ln.line_number} item {ln.item_number}: {ln.reason}" for ln in rejected)
+            + "); source the items elsewhere"
+        )
+    elif rejected:
+        outcome.message = "lines rejected by US Direct: " + ", ".join(
+            f"line {ln.line_number} item {ln.item_number}: {ln.reason}" for ln in rejected
+        )
+    return outcome
+
+
+class OrderSender:
+    """Sends orders concurrently, each PO exactly once, and hands every outcome to the recorders."""
+
+    def __init__(
+        self,
+        client: OrderClient,
+        ledger: OrderLedger | None,
+        recorders: Sequence[Recorder],
+        max_workers: int = 4,
+    ) -> None:
+        self.client = client
+        self.ledger = ledger
+        self.recorders = list(recorders)
+        self.max_workers = max_workers
+        self._record_lock = threading.Lock()
+
+    def send(
+        self, ready: Sequence[tuple[OrderRequest, dict[str, Any]]], invalid: Sequence[OrderOutcome]
+    ) -> SendReport:
+        """Record the invalid ones, then send the ready ones; one bad order never stops the rest."""
+        report = SendReport([self.record(outcome) for outcome in invalid])
+        if ready:
+            with ThreadPoolExecutor(
+                max_workers=self.max_workers, thread_name_prefix="usdirect-order"
+            ) as pool:
+                report.outcomes += pool.map(lambda item: self._send_one(*item), ready)
+        return report
+
+    def record(self, outcome: OrderOutcome) -> OrderOutcome:
+        """Hand the outcome to the recorders; a failure there leaves the PO for the next run."""
+        try:
+            with self._record_lock:
+                for recorder in self.recorders:
+                    recorder(outcome)
+        except Exception as exc:
+            log.exception("PO %s: could not record %s", outcome.po_number, outcome.kind)
+            return replace(
+                outcome, kind=ERROR, message=f"{outcome.kind} but not recorded ({type(exc).__name__}: {exc})"
+            )
+        return outcome
+
+    def _send_one(self, req: OrderRequest, payload: dict[str, Any]) -> OrderOutcome:
+        try:
+            outcome = self._settle(req, payload)
+        except Exception as exc:  # e.g. credentials refused: the ledger still says what to check
+            log.exception("PO %s: send failed", req.po_number)
+            return OrderOutcome(
+                req.po_number, req.fr_id, ERROR, attempts=req.attempts, message=f"{type(exc).__name__}: {exc}"
+            )
+        outcome.payload = payload
+        return self.record(outcome)
+
+    def _lookup(self, req: OrderRequest, attempts: int) -> OrderOutcome | None:
+        """The order if US Direct has it; None if it does not (404)."""
+        body = self.client.get_order(req.po_number)
+        return None if body is None else outcome_from_order(req, body, attempts, found_existing=True)
+
+    def _settle(self, req: OrderRequest, payload: dict[str, Any]) -> OrderOutcome:
+        po, attempts = req.po_number, req.attempts
+        if req.state == "submitting" or self.ledger is None:
+            try:
+                found = self._lookup(req, attempts)
+            except UsDirectError as exc:
+                return OrderOutcome(
+                    po,
+                    req.fr_id,
+                    UNRESOLVED if req.state == "submitting" else RETRY,
+                    attempts=attempts,
+                    message=f"could not check whether PO {po} already exists at US Direct: {exc}",
+                )
+            if found is not None:
+                return found
+        last_error = ""
+        for _ in range(MAX_SENDS_PER_RUN):
+            attempts = self.ledger.begin_attempt(po) if self.ledger is not None else attempts + 1
+            try:
+                body = self.client.submit_order(payload)
+                return outcome_from_order(req, body, attempts, found_existing=False)
+            except DuplicateError as exc:
+                return self._already_there(req, attempts, exc)
+            except ValidationError as exc:
+                return OrderOutcome(
+                    po,
+                    req.fr_id,
+                    NEEDS_ATTENTION,
+                    attempts=attempts,
+                    message=f"US Direct refused the order (nothing was created): {exc}",
+                )
+            except (RateLimitExhaustedError, TransientExhaustedError) as exc:
+                return OrderOutcome(po, req.fr_id, RETRY, attempts=attempts, message=f"not sent: {exc}")
+            except OutcomeUnknownError as exc:
+                last_error = str(exc)
+                log.warning("PO %s: outcome unknown (%s); asking US Direct before any retry", po, exc)
+                try:
+                    found = self._lookup(req, attempts)
+                except UsDirectError as lookup_exc:
+                    return OrderOutcome(
+                        po,
+                        req.fr_id,
+                        UNRESOLVED,
+                        attempts=attempts,
+                        message=f"outcome unknown ({exc}) and the lookup failed ({lookup_exc}); "
+                        "the next run checks US Direct before any retry",
+                    )
+                if found is not None:
+                    return found
+        return OrderOutcome(
+            po,
+            req.fr_id,
+            RETRY,
+            attempts=attempts,
+            message=f"not created after {MAX_SENDS_PER_RUN} sends in this run: {last_error}",
+        )
+
+    def _already_there(self, req: OrderRequest, attempts: int, exc: DuplicateError) -> OrderOutcome:
+        """409 duplicate_po: the PO exists; take its details from a lookup when possible."""
+        try:
+            found = self._lookup(req, attempts)
+        except UsDirectError:
+            found = None
+        if found is not None:
+            return found
+        return OrderOutcome(
+            req.po_number,
+            req.fr_id,
+            SUBMITTED,
+            supplier_order_id=exc.existing_id,
+            submitted_at=dt.datetime.now(dt.UTC),
+            attempts=attempts,
+            found_existing=True,
+        )
+
+
+def dry_run(
+    ready: Sequence[tuple[OrderRequest, dict[str, Any]]], invalid: Sequence[OrderOutcome]
+) -> SendReport:
+    """Map and validate only: the payloads that would be sent and the problems, nothing recorded."""
+    report = SendReport(list(invalid))
+    report.outcomes += [
+        OrderOutcome(req.po_number, req.fr_id, DRY_RUN, attempts=req.attempts, payload=payload)
+        for req, payload in ready
+    ]
+    return report
+
+
+# --- where requests come from and where outcomes go ----------------------------------------------
+
+ADDITIONAL_INFO = "Additional Info Required"
+PLATFORM_FAILED = "Failed"
+
+
+class PlatformOrderRecorder:
+    """Tells the platform what became of each request: processed, or flagged with the reason."""
+
+    def __init__(self, hook: Any) -> None:
+        self.hook = hook
+
+    def __call__(self, outcome: OrderOutcome) -> None:
+        if outcome.fr_id is None:
+            return
+        if outcome.cancelled:
+            self.hook.flag_fulfillment_request(outcome.fr_id, PLATFORM_FAILED, outcome.message or "cancelled")
+        elif outcome.kind == SUBMITTED:
+            self.hook.mark_processed(outcome.fr_id, outcome.supplier_order_id)
+        elif outcome.kind == NEEDS_ATTENTION:
+            self.hook.flag_fulfillment_request(outcome.fr_id, ADDITIONAL_INFO, outcome.message or "")
+
+
+class WarehouseOrders:
+    """The warehouse's fulfillment_requests as the durable ledger and as a recorder."""
+
+    def __init__(self, wh: Any) -> None:
+        self.wh = wh
+        self._lock = threading.Lock()  # one writer at a time: DuckDB files serialise writers anyway
+
+    def begin_attempt(self, po_number: str) -> int:
+        from usdirect.targets import orders_warehouse as ow
+
+        with self._lock:
+            return ow.mark_submitting(self.wh, po_number)
+
+    def __call__(self, outcome: OrderOutcome) -> None:
+        from usdirect.targets import orders_warehouse as ow
+
+        with self._lock:
+            if outcome.kind == SUBMITTED:
+                ow.record_submitted(
+                    self.wh,
+                    outcome.po_number,
+                    outcome.supplier_order_id,
+                    outcome.order_status,
+                    outcome.submitted_at or dt.datetime.now(dt.UTC),
+                    [(ln.line_number, ln.status, ln.reason) for ln in outcome.lines],
+                    note=outcome.message,
+                )
+            elif outcome.kind in (NEEDS_ATTENTION, RETRY, UNRESOLVED):
+                status = {NEEDS_ATTENTION: ow.NEEDS_ATTENTION, RETRY: ow.PENDING, UNRESOLVED: ow.SUBMITTING}
+                ow.record_problem(self.wh, outcome.po_number, status[outcome.kind], outcome.message or "")
+
+
+@dataclass(frozen=True)
+class SendOptions:
+    """The run's knobs: the DAG's Params plus the configured concurrency."""
+
+    dry_run: bool = False
+    po_numbers: tuple[str, ...] = ()
+    max_orders: int | None = None
+    max_workers: int = 4
+
+
+def send_orders(
+    template: Any,
+    usdirect: OrderClient,
+    options: SendOptions,
+    wh: Any | None = None,
+    platform: Any | None = None,
+) -> SendReport:
+    """One Send Orders run for the configured targets.
+
+    Source: the platform's Unprocessed requests when the platform is a target, else the
+    warehouse's pending ones. The warehouse, when present, is the ledger (platform requests are
+    copied into it first); without it every PO is looked up before its first send.
+    """
+    if wh is None and platform is None:
+        raise ValueError("Send Orders needs a warehouse or a platform target")
+    requests, settled = _collect(options, wh, platform)
+    ready, invalid = build_payloads(template, requests)
+    if options.dry_run:
+        return dry_run(ready, invalid)
+    recorders: list[Recorder] = []
+    ledger = WarehouseOrders(wh) if wh is not None else None
+    if ledger is not None:
+        recorders.append(ledger)
+    if platform is not None:
+        recorders.append(PlatformOrderRecorder(platform))
+    report = OrderSender(usdirect, ledger, recorders, options.max_workers).send(ready, invalid)
+    if settled:  # recorded in the warehouse by an earlier run, but the platform never heard
+        announcer = OrderSender(usdirect, None, [PlatformOrderRecorder(platform)])
+        report.outcomes += [announcer.record(outcome) for outcome in settled]
+    return report
+
+
+def _collect(
+    options: SendOptions, wh: Any | None, platform: Any | None
+) -> tuple[list[OrderRequest], list[OrderOutcome]]:
+    """Requests to send, and requests the ledger already settled (re-announced to the platform)."""
+    from usdirect.targets import orders_warehouse as ow
+
+    if platform is None:
+        with wh.connect() as conn:
+            entries = ow.open_fulfillment_requests(wh, conn, options.po_numbers or None, options.max_orders)
+        return [
+            OrderRequest(
+                e.po_number,
+                e.fr["id"],
+                e.fr,
+                e.status if e.status == ow.SUBMITTING else "pending",
+                e.attempts,
+            )
+            for e in entries
+        ], []
+
+    from usdirect.targets.orders_platform import unprocessed_requests
+
+    frs = unprocessed_requests(platform, options.po_numbers or None, options.max_orders)
+    if wh is None:
+        return [OrderRequest(fr["fulfillmentRequestNumber"], fr["id"], fr) for fr in frs], []
+    with wh.connect() as conn:
+        if not options.dry_run:  # a dry run writes nothing, not even the ledger's copy
+            ow.import_fulfillment_requests(wh, conn, frs, source="platform")
+        known = ow.ledger_rows(wh, conn, [fr["fulfillmentRequestNumber"] for fr in frs])
+    requests: list[OrderRequest] = []
+    settled: list[OrderOutcome] = []
+    for fr in frs:
+        po = fr["fulfillmentRequestNumber"]
+        row = known.get(po)
+        if row is None:
+            requests.append(OrderRequest(po, fr["id"], fr))
+        elif row.status == ow.SUBMITTED:
+            settled.append(
+                OrderOutcome(
+                    po,
+                    fr["id"],
+                    SUBMITTED,
+                    supplier_order_id=row.supplier_order_id,
+                    order_status=row.order_status,
+                    attempts=row.attempts,
+                    message=row.last_error,
+                    found_existing=True,
+                )
+            )
+        else:
+            state = ow.SUBMITTING if row.status == ow.SUBMITTING else "pending"
+            requests.append(OrderRequest(po, fr["id"], fr, state, row.attempts))
+    return requests, settled

@@ -1,0 +1,175 @@
+"""Get Shipments: changed shipments of the run's window (plus straggler lookups), mapped once,
+then upserted into the warehouse and/or delivered to the platform.
+
+The fetch writes Parquet to the run's staging folder so that each target's task reads the same
+batch, and a re-run of one target does not fetch again. Upserts are keyed on ``shipment_id``,
+so overlapping windows and re-runs change nothing that has not changed at US Direct.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from usdirect.targets import orders_warehouse as ow
+
+log = logging.getLogger(__name__)
+
+SHIPMENT_FIELDS = [c for c, _ in ow.SHIPMENT_COLUMNS]
+ITEM_FIELDS = [c for c, _ in ow.SHIPMENT_ITEM_COLUMNS]
+
+
+class ShipmentClient(Protocol):
+    def iter_shipments(self, updated_since: dt.datetime, limit: int = ...) -> Iterable[list[dict]]: ...
+
+    def get_order_shipments(self, po_number: str) -> list[dict]: ...
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Mapped parents, their children and the rejects of one fetch (kept together on disk)."""
+
+    parents: pa.Table
+    children: pa.Table
+    rejects: pa.Table
+
+    def write(self, folder: Any) -> None:
+        """Write to a staging folder (``pathlib.Path`` or ``ObjectStoragePath``)."""
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in ("parents", "children", "rejects"):
+            with (folder / f"{name}.parquet").open("wb") as f:
+                pq.write_table(getattr(self, name), f)
+
+    @classmethod
+    def read(cls, folder: Any) -> Batch:
+        tables = {}
+        for name in ("parents", "children", "rejects"):
+            with (folder / f"{name}.parquet").open("rb") as f:
+                tables[name] = pq.read_table(f)
+        return cls(**tables)
+
+    def children_by(self, key: str) -> dict[str, list[dict[str, Any]]]:
+        out: dict[str, list[dict[str, Any]]] = {}
+        for row in self.children.to_pylist():
+            out.setdefault(row[key], []).append(row)
+        return out
+
+
+def map_batch(
+    template: Any, records: list[dict[str, Any]], fields: list[str], child_fields: list[str]
+) -> Batch:
+    """Map JSON records with the template; canonical columns only, in the warehouse's order."""
+    if not records:
+        from usdirect.mapping import REJECTS_SCHEMA
+
+        return Batch(
+            conform(template.schema.empty_table(), fields),
+            conform(template.child_schema.empty_table(), child_fields),
+            REJECTS_SCHEMA.empty_table(),
+        )
+    result = template.map_records(records)
+    children = next(iter(result.children.values()))
+    return Batch(conform(result.mapped, fields), conform(children, child_fields), result.rejects)
+
+
+def conform(table: pa.Table, fields: list[str]) -> pa.Table:
+    """Exactly ``fields`` in order; a field the template does not map becomes an empty column."""
+    return pa.table(
+        {
+            f: table.column(f) if f in table.column_names else pa.nulls(table.num_rows, pa.string())
+            for f in fields
+        }
+    )
+
+
+@dataclass(frozen=True)
+class FetchCounts:
+    changed: int  # shipments returned by the incremental query
+    stragglers_checked: int  # POs looked up one by one
+    stragglers_found: int  # shipments only the per-PO lookups found
+
+
+def fetch_shipments(
+    client: ShipmentClient,
+    template: Any,
+    updated_since: dt.datetime,
+    straggler_pos: Sequence[str] = (),
+) -> tuple[Batch, FetchCounts]:
+    """Shipments changed since ``updated_since``, plus any shipments of the straggler POs."""
+    records: dict[str, dict[str, Any]] = {}
+    for page in client.iter_shipments(updated_since):
+        for shipment in page:
+            records[shipment["shipment_id"]] = shipment
+    changed = len(records)
+    found = 0
+    for po in straggler_pos:
+        for shipment in client.get_order_shipments(po):
+            if shipment["shipment_id"] not in records:
+                records[shipment["shipment_id"]] = shipment
+                found += 1
+    batch = map_batch(template, list(records.values()), SHIPMENT_FIELDS, ITEM_FIELDS)
+    return batch, FetchCounts(changed, len(straggler_pos), found)
+
+
+def straggler_pos(wh: Any, now: dt.datetime, age_hours: int) -> list[str]:
+    """Submitted POs older than ``age_hours`` without any shipment in the warehouse."""
+    with wh.connect() as conn:
+        return ow.open_pos_without_shipment(wh, conn, now - dt.timedelta(hours=age_hours))
+
+
+def load_warehouse(wh: Any, batch: Batch, run_id: str) -> ow.UpsertCounts:
+    """Upsert the batch and record its rejects, in one transaction."""
+    from usdirect.targets.audit import write_rejects
+
+    with wh.connect() as conn:
+        counts = ow.upsert_shipments(wh, conn, batch.parents, batch.children, run_id)
+        write_rejects(wh, conn, run_id, batch.rejects)
+    return counts
+
+
+def deliver_platform(hook: Any, batch: Batch, wh: Any | None) -> dict[str, Any]:
+    """POST new shipments, PATCH changed statuses; errors (e.g. unknown FR) are kept with reasons.
+
+    With a warehouse, shipments whose earlier delivery failed are delivered again as well.
+    """
+    from usdirect.targets.orders_platform import deliver_shipments
+
+    return deliver_with_memory(hook, batch, wh, "shipments", "shipment_id", deliver_shipments)
+
+
+def deliver_with_memory(hook: Any, batch: Batch, wh: Any | None, kind: str, key: str, deliver: Any) -> dict:
+    """Deliver ``batch`` (plus earlier failures) using and updating what the warehouse remembers."""
+    parents = batch.parents.to_pylist()
+    children = batch.children_by(key)
+    known: dict[str, tuple] | None = None
+    if wh is not None:
+        with wh.connect() as conn:
+            retry, retry_children = ow.failed_deliveries(wh, conn, kind)
+            seen = {p[key] for p in parents}
+            parents += [p for p in retry if p[key] not in seen]
+            children = retry_children | children
+            known = ow.platform_state(wh, conn, kind, [p[key] for p in parents])
+    deliveries = deliver(hook, parents, children, known)
+    if wh is not None:
+        with wh.connect() as conn:
+            ow.record_platform_delivery(
+                wh, conn, kind, [(d.key, d.platform_id, d.status, d.error) for d in deliveries]
+            )
+    return summarize(deliveries)
+
+
+def summarize(deliveries: Sequence[Any]) -> dict[str, Any]:
+    counts: dict[str, Any] = {}
+    for d in deliveries:
+        counts[d.action] = counts.get(d.action, 0) + 1
+    errors = [f"{d.key}: {d.error}" for d in deliveries if d.error]
+    for line in errors:
+        log.error("platform delivery failed for %s", line)
+    counts["errors"] = errors
+    return counts

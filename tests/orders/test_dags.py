@@ -1,0 +1,146 @@
+"""The three DAGs through ``dag.test()`` against the sandbox, into DuckDB and the platform."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from sandbox.runner import SandboxInfo
+from tests.conftest import REPO, conn_env_var
+from tests.orders.conftest import FAST_CLIENT, FAST_HTTP, FAST_SANDBOX
+from usdirect.targets import orders_warehouse as ow
+from usdirect.targets.sql import Warehouse
+
+TEMPLATE_FILES = {
+    "send_orders": "orders.yaml",
+    "get_shipments": "shipments.yaml",
+    "get_invoices": "invoices.yaml",
+}
+
+
+def _config(tmp: Path, targets: list[str]) -> Path:
+    raw = yaml.safe_load((REPO / "include" / "usdirect.yaml").read_text())
+    for op in raw["operations"].values():
+        op["template"] = str(REPO / "include" / op["template"])
+    raw["accounts"] = [{**raw["accounts"][0], "targets": targets}]
+    raw["alerts"] = {"on_failure": False, "needs_attention": False, "channels": []}
+    raw["staging"] = {"url": str(tmp / "staging")}
+    path = tmp / "usdirect.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def _dag(dag_id: str) -> Any:
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(REPO / "dags"))
+    assert bag.import_errors == {}
+    return bag.get_dag(dag_id)
+
+
+def _states(run: Any) -> dict[str, str]:
+    return {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
+
+
+@pytest.fixture
+def dag_env(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    airflow_db: Path,
+    sandbox_factory: Callable[..., SandboxInfo],
+) -> tuple[SandboxInfo, Warehouse, Path]:
+    sb = sandbox_factory(**FAST_SANDBOX)
+    for conn_id, conn in sb.connections().items():
+        conn = {**conn, "extra": {**conn.get("extra", {}), **FAST_HTTP, **FAST_CLIENT}}
+        monkeypatch.setenv(*conn_env_var(conn_id, conn))
+    monkeypatch.setenv(
+        *conn_env_var("usdirect_warehouse", {"conn_type": "duckdb", "host": str(tmp_path / "w.duckdb")})
+    )
+    monkeypatch.setenv("USDIRECT_CONFIG", str(_config(tmp_path, ["warehouse", "platform"])))
+    return sb, Warehouse.from_conn_id("usdirect_warehouse"), tmp_path
+
+
+def _runs(wh: Warehouse) -> list[tuple]:
+    with wh.connect() as conn:
+        return wh.fetchall(
+            conn,
+            f"SELECT dag_id, task_id, outcome, rows_in, rows_out, rows_rejected, counts "
+            f"FROM {wh.table('usdirect_runs')} ORDER BY started_at",
+        )
+
+
+def test_send_ship_invoice_dags_run_green_end_to_end(
+    dag_env: tuple[SandboxInfo, Warehouse, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    sb, wh, tmp = dag_env
+    start = sb.clock_now()
+
+    dry = _dag("usdirect_send_orders").test(run_conf={"dry_run": True})
+    assert _states(dry) == {"send_orders": "success"}
+    assert sb.creation_counts() == {}
+    with wh.connect() as conn:  # a dry run records nothing either
+        assert wh.fetchall(conn, f"SELECT count(*) FROM {wh.table(ow.FR)}") == [(0,)]
+    assert {fr["status"] for fr in sb.platform("fulfillment-requests")} == {"Unprocessed"}
+    (dry_file,) = (tmp / "staging").rglob("dry_run.json")
+    shown = json.loads(dry_file.read_text())
+    assert len(shown["payloads"]) == 21 and len(shown["problems"]) == 5
+
+    run = _dag("usdirect_send_orders").test()
+    assert _states(run) == {"send_orders": "success"}
+    counts = sb.creation_counts()
+    assert len(counts) == 21 and {c["created"] for c in counts.values()} == {1}
+    frs = sb.platform("fulfillment-requests")
+    assert sorted({fr["status"] for fr in frs}) == [
+        "Additional Info Required",
+        "Failed",
+        "Processed",
+        "Unprocessed",
+    ]
+
+    sb.advance_clock(days=4)
+    run = _dag("usdirect_get_shipments").test(logical_date=start)
+    assert _states(run) == {
+        "fetch_shipments": "success",
+        "load_shipments_warehouse": "success",
+        "deliver_shipments_platform": "success",
+    }
+    with wh.connect() as conn:
+        n_shipments = wh.fetchall(conn, f"SELECT count(*) FROM {wh.table(ow.SHIPMENTS)}")[0][0]
+    assert n_shipments > 20 and len(sb.platform("shipments")) == n_shipments
+
+    sb.advance_clock(days=4)
+    run = _dag("usdirect_get_invoices").test()
+    assert _states(run) == {
+        "fetch_invoices": "success",
+        "load_invoices_warehouse": "success",
+        "deliver_invoices_platform": "success",
+    }
+    with wh.connect() as conn:
+        n_invoices = wh.fetchall(conn, f"SELECT count(*) FROM {wh.table(ow.INVOICES)}")[0][0]
+    assert n_invoices == 20 and len(sb.platform("source-invoices")) == 20
+
+    outcomes = {(r[0], r[1]): r for r in _runs(wh)}
+    send = outcomes[("usdirect_send_orders", "send_orders")]
+    assert send[2:6] == ("success", 26, 21, 5)
+    assert json.loads(send[6])["needs_attention"] == 5
+    assert all(r[2] == "success" for r in outcomes.values())
+    _assert_no_secrets(sb, wh, tmp, caplog.text)
+    recon = ow.reconciliation_counts(wh)
+    assert recon["needs_attention"] == 5 and recon["cancelled"] == 1
+    assert recon["paid"] + recon.get("credited", 0) + recon.get("invoiced", 0) == 20
+
+
+def _assert_no_secrets(sb: SandboxInfo, wh: Warehouse, tmp: Path, logs: str) -> None:
+    """Tokens and the feed URL appear in no log line, warehouse table or staged file."""
+    tables = ("usdirect_runs", "usdirect_rejects", ow.FR, ow.SHIPMENTS, ow.INVOICES)
+    with wh.connect() as conn:
+        stored = " ".join(str(wh.fetchall(conn, f"SELECT * FROM {wh.table(t)}")) for t in tables)
+    staged = " ".join(p.read_bytes().decode("latin-1") for p in (tmp / "staging").rglob("*") if p.is_file())
+    assert logs and stored and staged
+    for secret in (sb.api_token, sb.reseller_token, sb.platform_token, sb.feed_url):
+        assert secret not in logs and secret not in stored and secret not in staged

@@ -1,0 +1,342 @@
+"""Warehouse tables, ledger and set-based upserts on a real DuckDB file and a real Postgres DB."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pyarrow as pa
+
+from tests.orders.conftest import make_fr
+from usdirect.targets import orders_warehouse as ow
+from usdirect.targets.sql import Warehouse
+
+UTC = dt.UTC
+D = Decimal
+
+
+def _shipments(rows: list[dict]) -> pa.Table:
+    schema = pa.schema(
+        [
+            ("shipment_id", pa.string()),
+            ("po_number", pa.string()),
+            ("carrier", pa.string()),
+            ("shipping_code", pa.string()),
+            ("method", pa.string()),
+            ("tracking_number", pa.string()),
+            ("status", pa.string()),
+            ("supplier_status", pa.string()),
+            ("ship_date", pa.date32()),
+            ("updated_at", pa.timestamp("us", tz="UTC")),
+        ]
+    )
+    base = {
+        "carrier": "UPS",
+        "shipping_code": "UPS-GND",
+        "method": "Ground",
+        "ship_date": dt.date(2026, 11, 21),
+    }
+    return pa.Table.from_pylist([{**base, **r} for r in rows], schema=schema)
+
+
+def _items(rows: list[tuple[str, int, str, int]]) -> pa.Table:
+    return pa.table(
+        {
+            "shipment_id": [r[0] for r in rows],
+            "line_number": pa.array([r[1] for r in rows], pa.int64()),
+            "item_number": [r[2] for r in rows],
+            "sku": [f"USD-{r[2]}" for r in rows],
+            "quantity": pa.array([r[3] for r in rows], pa.int64()),
+        }
+    )
+
+
+def _invoice(number: str, po: str, status: str, total: str, problem: str | None = None) -> pa.Table:
+    return pa.Table.from_pylist(
+        [
+            {
+                "invoice_number": number,
+                "po_number": po,
+                "invoice_date": dt.date(2026, 11, 22),
+                "status": status,
+                "supplier_status": status.lower(),
+                "currency": "USD",
+                "total": D(total),
+                "shipping": D("5.95"),
+                "fees": D("0.00"),
+                "tax": D("0.00"),
+                "check_problem": problem,
+            }
+        ],
+        schema=pa.schema(
+            [
+                ("invoice_number", pa.string()),
+                ("po_number", pa.string()),
+                ("invoice_date", pa.date32()),
+                ("status", pa.string()),
+                ("supplier_status", pa.string()),
+                ("currency", pa.string()),
+                ("total", pa.decimal128(12, 2)),
+                ("shipping", pa.decimal128(12, 2)),
+                ("fees", pa.decimal128(12, 2)),
+                ("tax", pa.decimal128(12, 2)),
+                ("check_problem", pa.string()),
+            ]
+        ),
+    )
+
+
+def _invoice_lines(number: str, lines: list[tuple[int, str, int, str]]) -> pa.Table:
+    return pa.table(
+        {
+            "invoice_number": [number] * len(lines),
+            "line_number": pa.array([n for n, *_ in lines], pa.int64()),
+            "item_number": [i for _, i, _, _ in lines],
+            "sku": [f"USD-{i}" for _, i, _, _ in lines],
+            "quantity": pa.array([q for *_, q, _ in lines], pa.int64()),
+            "unit_cost": pa.array([D(c) for *_, c in lines], pa.decimal128(12, 2)),
+            "amount": pa.array([D(c) * q for *_, q, c in lines], pa.decimal128(12, 2)),
+        }
+    )
+
+
+def _recon(wh: Warehouse) -> dict[str, dict]:
+    with wh.connect() as conn:
+        cols = [
+            "po_number",
+            "ordered_qty",
+            "accepted_qty",
+            "shipped_qty",
+            "invoiced_qty",
+            "expected_cost",
+            "invoiced_total",
+            "state",
+            "fulfilment_state",
+            "problem",
+        ]
+        rows = wh.fetchall(conn, f"SELECT {', '.join(cols)} FROM {wh.table(ow.RECONCILIATION)}")
+    return {r[0]: dict(zip(cols, r, strict=True)) for r in rows}
+
+
+def test_import_is_additive_and_never_resets_a_known_po(warehouse: Warehouse) -> None:
+    with warehouse.connect() as conn:
+        assert ow.import_fulfillment_requests(warehouse, conn, [make_fr(1, "PO-1"), make_fr(2, "PO-2")]) == 2
+    ow.mark_submitting(warehouse, "PO-1")
+    with warehouse.connect() as conn:
+        changed = make_fr(1, "PO-1", orderNumber="CHANGED")
+        assert ow.import_fulfillment_requests(warehouse, conn, [changed, make_fr(3, "PO-3")]) == 1
+        entries = {e.po_number: e for e in ow.open_fulfillment_requests(warehouse, conn)}
+    assert sorted(entries) == ["PO-1", "PO-2", "PO-3"]
+    assert (entries["PO-1"].status, entries["PO-1"].attempts) == ("submitting", 1)
+    assert entries["PO-1"].fr["orderNumber"] == "SHOP-1"
+    assert dt.datetime.fromisoformat(entries["PO-1"].fr["insertedAt"]) == dt.datetime(
+        2026, 11, 20, 8, tzinfo=UTC
+    )
+    assert [i["sku"] for i in entries["PO-2"].fr["items"]] == ["USD-10234", "USD-10500"]
+    assert entries["PO-2"].fr["items"][0]["cost"] == 12.49
+
+
+def test_ledger_records_outcomes_and_filters(warehouse: Warehouse) -> None:
+    with warehouse.connect() as conn:
+        ow.import_fulfillment_requests(warehouse, conn, [make_fr(i, f"PO-{i}") for i in range(1, 5)])
+    assert ow.mark_submitting(warehouse, "PO-1") == 1
+    assert ow.mark_submitting(warehouse, "PO-1") == 2
+    sent = dt.datetime(2026, 11, 20, 9, tzinfo=UTC)
+    ow.record_submitted(
+        warehouse,
+        "PO-1",
+        "UD-1",
+        "partially_accepted",
+        sent,
+        [(1, "accepted", None), (2, "rejected", "out_of_stock")],
+    )
+    ow.record_problem(warehouse, "PO-2", ow.NEEDS_ATTENTION, "ship_to.state: AK is outside the lower 48")
+    with warehouse.connect() as conn:
+        open_pos = [e.po_number for e in ow.open_fulfillment_requests(warehouse, conn)]
+        limited = [e.po_number for e in ow.open_fulfillment_requests(warehouse, conn, limit=1)]
+        chosen = [
+            e.po_number for e in ow.open_fulfillment_requests(warehouse, conn, po_numbers=["PO-1", "PO-2"])
+        ]
+        row = warehouse.fetchall(
+            conn,
+            f"SELECT status, supplier_order_id, order_status, attempts, submitted_at, last_error "
+            f"FROM {warehouse.table(ow.FR)} WHERE po_number = 'PO-1'",
+        )[0]
+        lines = warehouse.fetchall(
+            conn,
+            f"SELECT line_number, line_status, line_reason FROM {warehouse.table(ow.FR_LINES)} "
+            "WHERE po_number = 'PO-1' ORDER BY line_number",
+        )
+    assert open_pos == ["PO-3", "PO-4"]
+    assert limited == ["PO-3"]
+    assert chosen == ["PO-2"]  # submitted POs are never offered again, even when named
+    assert row[:4] == ("submitted", "UD-1", "partially_accepted", 2)
+    assert row[4] == sent and row[5] is None
+    assert lines == [(1, "accepted", None), (2, "rejected", "out_of_stock")]
+    recon = _recon(warehouse)
+    assert recon["PO-1"]["ordered_qty"] == 3 and recon["PO-1"]["accepted_qty"] == 2
+    assert recon["PO-1"]["expected_cost"] == D("24.98")
+    assert recon["PO-1"]["problem"] == "rejected by US Direct: line 2 (USD-10500) out_of_stock"
+    assert recon["PO-2"]["state"] == "needs_attention"
+    assert recon["PO-2"]["problem"] == "ship_to.state: AK is outside the lower 48"
+    assert recon["PO-3"]["state"] == "pending" and recon["PO-3"]["problem"] is None
+
+
+def test_shipments_upsert_in_place_and_derive_fulfilment(warehouse: Warehouse) -> None:
+    t0 = dt.datetime(2026, 11, 21, 10, tzinfo=UTC)
+    with warehouse.connect() as conn:
+        ow.import_fulfillment_requests(warehouse, conn, [make_fr(1, "PO-1"), make_fr(2, "PO-2")])
+    for po in ("PO-1", "PO-2"):
+        ow.record_submitted(
+            warehouse, po, f"UD-{po}", "received", t0, [(1, "accepted", None), (2, "accepted", None)]
+        )
+    first = _shipments(
+        [
+            {
+                "shipment_id": "SH-1",
+                "po_number": "PO-1",
+                "tracking_number": "T1",
+                "status": "Label Created",
+                "updated_at": t0,
+            },
+            {
+                "shipment_id": "SH-2",
+                "po_number": "PO-2",
+                "tracking_number": "T2",
+                "status": "In Transit",
+                "updated_at": t0,
+            },
+        ]
+    )
+    with warehouse.connect() as conn:
+        counts = ow.upsert_shipments(
+            warehouse, conn, first, _items([("SH-1", 1, "10234", 2), ("SH-2", 1, "10234", 2)]), "run-1"
+        )
+    assert counts == ow.UpsertCounts(seen=2, new=2, changed=0)
+    assert _recon(warehouse)["PO-1"]["fulfilment_state"] == "partially_shipped"
+    # SH-1 moves on (twice in one batch: newest wins), an older copy of SH-2 must not regress it,
+    # and PO-1's second line ships separately.
+    second = _shipments(
+        [
+            {
+                "shipment_id": "SH-1",
+                "po_number": "PO-1",
+                "tracking_number": "T1",
+                "status": "In Transit",
+                "updated_at": t0 + dt.timedelta(hours=1),
+            },
+            {
+                "shipment_id": "SH-1",
+                "po_number": "PO-1",
+                "tracking_number": "T1",
+                "status": "Delivered",
+                "updated_at": t0 + dt.timedelta(hours=5),
+            },
+            {
+                "shipment_id": "SH-2",
+                "po_number": "PO-2",
+                "tracking_number": "T2",
+                "status": "Label Created",
+                "updated_at": t0 - dt.timedelta(hours=1),
+            },
+            {
+                "shipment_id": "SH-3",
+                "po_number": "PO-1",
+                "tracking_number": "T3",
+                "status": "In Transit",
+                "updated_at": t0 + dt.timedelta(hours=2),
+            },
+        ]
+    )
+    items = _items([("SH-1", 1, "10234", 2), ("SH-2", 1, "10234", 2), ("SH-3", 1, "10500", 1)])
+    with warehouse.connect() as conn:
+        counts = ow.upsert_shipments(warehouse, conn, second, items, "run-2")
+    with warehouse.connect() as conn:
+        rows = warehouse.fetchall(
+            conn,
+            f"SELECT shipment_id, status, run_id FROM {warehouse.table(ow.SHIPMENTS)} ORDER BY shipment_id",
+        )
+        n_items = warehouse.fetchall(conn, f"SELECT count(*) FROM {warehouse.table(ow.SHIPMENT_ITEMS)}")[0][0]
+        stragglers = ow.open_pos_without_shipment(warehouse, conn, t0 + dt.timedelta(days=1))
+    assert counts.seen == 3 and counts.new == 1
+    assert rows == [
+        ("SH-1", "Delivered", "run-2"),
+        ("SH-2", "In Transit", "run-1"),
+        ("SH-3", "In Transit", "run-2"),
+    ]
+    assert n_items == 3
+    assert stragglers == []
+    recon = _recon(warehouse)
+    assert (recon["PO-1"]["shipped_qty"], recon["PO-1"]["state"]) == (3, "shipped")
+    assert (recon["PO-2"]["shipped_qty"], recon["PO-2"]["state"]) == (2, "partially_shipped")
+
+
+def test_invoices_upsert_checks_and_reconcile(warehouse: Warehouse) -> None:
+    t0 = dt.datetime(2026, 11, 21, 10, tzinfo=UTC)
+    with warehouse.connect() as conn:
+        ow.import_fulfillment_requests(warehouse, conn, [make_fr(1, "PO-1"), make_fr(2, "PO-2")])
+    for po in ("PO-1", "PO-2"):
+        ow.record_submitted(
+            warehouse, po, f"UD-{po}", "received", t0, [(1, "accepted", None), (2, "accepted", None)]
+        )
+    with warehouse.connect() as conn:
+        ow.upsert_shipments(
+            warehouse,
+            conn,
+            _shipments(
+                [
+                    {
+                        "shipment_id": "SH-1",
+                        "po_number": "PO-1",
+                        "tracking_number": "T1",
+                        "status": "Delivered",
+                        "updated_at": t0,
+                    }
+                ]
+            ),
+            _items([("SH-1", 1, "10234", 2), ("SH-1", 2, "10500", 1)]),
+            "run-1",
+        )
+        assert ow.pos_awaiting_invoice(warehouse, conn) == [("PO-1", dt.date(2026, 11, 21))]
+        assert ow.shipped_quantities(warehouse, conn, ["PO-1"]) == {
+            ("PO-1", "10234"): 2,
+            ("PO-1", "10500"): 1,
+        }
+        lines = _invoice_lines("INV-1", [(1, "10234", 2, "12.49"), (2, "10500", 1, "5.00")])
+        c1 = ow.upsert_invoices(warehouse, conn, _invoice("INV-1", "PO-1", "Unpaid", "35.93"), lines, "run-1")
+    assert c1 == ow.UpsertCounts(1, 1, 0)
+    assert _recon(warehouse)["PO-1"]["state"] == "invoiced"
+    with warehouse.connect() as conn:
+        c2 = ow.upsert_invoices(warehouse, conn, _invoice("INV-1", "PO-1", "Paid", "35.93"), lines, "run-2")
+        ow.record_invoice_checks(warehouse, conn, ["PO-2"], {"PO-2": "no invoice 31 days after shipping"})
+        assert ow.pos_awaiting_invoice(warehouse, conn) == []
+    assert c2 == ow.UpsertCounts(1, 0, 1)
+    recon = _recon(warehouse)
+    assert recon["PO-1"] | {} == {
+        "po_number": "PO-1",
+        "ordered_qty": 3,
+        "accepted_qty": 3,
+        "shipped_qty": 3,
+        "invoiced_qty": 3,
+        "expected_cost": D("29.98"),
+        "invoiced_total": D("35.93"),
+        "state": "paid",
+        "fulfilment_state": "shipped",
+        "problem": None,
+    }
+    assert recon["PO-2"]["problem"] == "no invoice 31 days after shipping"
+    # A mismatching invoice is kept, flagged with its figures, and shows in the view.
+    with warehouse.connect() as conn:
+        bad_lines = _invoice_lines("INV-1", [(1, "10234", 3, "12.49"), (2, "10500", 1, "5.00")])
+        ow.upsert_invoices(
+            warehouse,
+            conn,
+            _invoice("INV-1", "PO-1", "Paid", "40.00", "lines 42.47 + shipping 5.95 ≠ total 40.00"),
+            bad_lines,
+            "run-3",
+        )
+    problem = _recon(warehouse)["PO-1"]["problem"]
+    assert "invoiced 4 units but only 3 shipped" in problem
+    assert "lines 42.47 + shipping 5.95 ≠ total 40.00" in problem
+    counts = ow.reconciliation_counts(warehouse)
+    assert counts == {"awaiting_shipment": 1, "paid": 1, "with_problem": 2}
