@@ -49,7 +49,7 @@ def _airflow(args: list[str], env: dict[str, str], log: Path) -> tuple[int, floa
 
 
 def main() -> int:
-    from demo_steps import STEPS, print_summary
+    from demo_steps import STEPS, Demo, print_summary
 
     from sandbox.runner import start_sandbox
 
@@ -65,14 +65,16 @@ def main() -> int:
         connections = sb.connections()
         connections["usdirect_warehouse"] = {"conn_type": "duckdb", "host": str(WAREHOUSE)}
         env = _env(connections)
+        os.environ.update(env)  # the demo's own warehouse access (seeding) uses the same connections
+        demo = Demo(sandbox=sb)
         results = []
         for step in STEPS:
             if not (REPO / "dags" / f"{step.dag_id}.py").exists():
                 print(f"- {step.dag_id}: not built yet, skipped")
                 continue
-            step.before(sb, WAREHOUSE)
+            step.before(demo)
             log = DEMO_DIR / f"{step.dag_id}.log"
-            rc, secs = _airflow(["dags", "test", step.dag_id, *step.args()], env, log)
+            rc, secs = _airflow(["dags", "test", step.dag_id, *step.args(demo)], env, log)
             results.append((step.dag_id, rc, secs, log))
             print(f"- {step.dag_id}: {'ok' if rc == 0 else 'FAILED'} in {secs:.1f}s (log: {log})")
         print_summary(WAREHOUSE, results)

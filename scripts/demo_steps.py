@@ -3,45 +3,68 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-Hook = Callable[[Any, Path], None]
+
+@dataclass
+class Demo:
+    """What the steps share: the sandbox and the simulated time the demo started at."""
+
+    sandbox: Any
+    started: datetime | None = None
 
 
-def _nothing(sb: Any, warehouse: Path) -> None:
+def _nothing(demo: Demo) -> None:
     return None
 
 
 @dataclass
 class Step:
     dag_id: str
-    before: Hook = _nothing
-    logical_date: Callable[[], str | None] = field(default=lambda: None)
+    before: Callable[[Demo], None] = _nothing
+    at_start: bool = False  # pass the demo's start as logical date (windowed DAGs)
 
-    def args(self) -> list[str]:
-        date = self.logical_date()
-        return [date] if date else []
-
-
-def _next_catalog(sb: Any, warehouse: Path) -> None:
-    sb.next_catalog_version()
+    def args(self, demo: Demo) -> list[str]:
+        return [demo.started.isoformat()] if self.at_start and demo.started else []
 
 
-def _ship(sb: Any, warehouse: Path) -> None:
-    sb.advance_clock(days=3)
+def _start(demo: Demo) -> None:
+    demo.started = demo.sandbox.clock_now()
 
 
-def _invoice(sb: Any, warehouse: Path) -> None:
-    sb.advance_clock(days=5)
+def _next_catalog(demo: Demo) -> None:
+    demo.sandbox.next_catalog_version()
+
+
+def _seed_orders(demo: Demo) -> None:
+    """What a channel integration would do: write pending fulfillment requests to the warehouse."""
+    from usdirect.targets.orders_warehouse import seed_demo_requests
+    from usdirect.targets.sql import Warehouse
+
+    n = seed_demo_requests(
+        Warehouse.from_conn_id("usdirect_warehouse"), demo.sandbox.platform("fulfillment-requests")
+    )
+    print(f"  seeded {n} pending fulfillment requests into the warehouse")
+
+
+def _ship(demo: Demo) -> None:
+    demo.sandbox.advance_clock(days=4)
+    print("  sandbox clock +4 days: orders processed and shipped")
+
+
+def _invoice(demo: Demo) -> None:
+    demo.sandbox.advance_clock(days=4)
+    print("  sandbox clock +4 days: shipped orders invoiced, some paid")
 
 
 STEPS = [
-    Step("usdirect_get_inventory"),
+    Step("usdirect_get_inventory", before=_start),
     Step("usdirect_get_inventory_changes", before=_next_catalog),
-    Step("usdirect_send_orders"),
-    Step("usdirect_get_shipments", before=_ship),
+    Step("usdirect_send_orders", before=_seed_orders),
+    Step("usdirect_get_shipments", before=_ship, at_start=True),
     Step("usdirect_get_invoices", before=_invoice),
 ]
 
@@ -66,16 +89,17 @@ def print_summary(warehouse: Path, results: list[tuple[str, int, float, Path]]) 
         "SELECT dag_id, task_id, outcome, rows_in, rows_out, rows_rejected, rows_changed, duration_s, counts "
         "FROM usdirect_runs ORDER BY started_at",
     )
-    print(f"{'task':<48} {'outcome':<8} {'in':>8} {'out':>8} {'rej':>6} {'chg':>8} {'secs':>6}")
+    print(f"{'task':<56} {'outcome':<8} {'in':>7} {'out':>7} {'rej':>5} {'chg':>7} {'secs':>5}")
     for dag_id, task_id, outcome, rin, rout, rrej, rchg, dur, _ in runs:
         cells = [rin, rout, rrej, rchg]
         n = [
-            f"{v:>{w}}" if v is not None else f"{'-':>{w}}" for v, w in zip(cells, (8, 8, 6, 8), strict=True)
+            f"{v:>{w}}" if v is not None else f"{'-':>{w}}" for v, w in zip(cells, (7, 7, 5, 7), strict=True)
         ]
-        print(f"{dag_id + '.' + task_id:<48} {outcome:<8} {' '.join(n)} {dur:>6.1f}")
+        name = f"{dag_id.removeprefix('usdirect_')}.{task_id}"
+        print(f"{name:<56} {outcome:<8} {' '.join(n)} {dur:>5.1f}")
     reasons = _rows(
         con,
-        "SELECT operation, reason, count(*) n FROM usdirect_rejects GROUP BY 1, 2 ORDER BY n DESC LIMIT 8",
+        "SELECT operation, reason, count(*) n FROM usdirect_rejects GROUP BY 1, 2 ORDER BY n DESC, 2 LIMIT 8",
     )
     if reasons:
         print("\nTop reject reasons:")
@@ -86,6 +110,15 @@ def print_summary(warehouse: Path, results: list[tuple[str, int, float, Path]]) 
         print("\nPurchase orders by state (usdirect_po_reconciliation):")
         for state, n in recon:
             print(f"  {n:>5}  {state}")
+    attention = _rows(
+        con,
+        "SELECT po_number, last_error FROM fulfillment_requests WHERE status = 'needs_attention' "
+        "ORDER BY po_number LIMIT 10",
+    )
+    if attention:
+        print("\nOrders needing attention:")
+        for po, msg in attention:
+            print(f"  {po}: {msg}")
     print("\nDAG runs (wall time incl. Airflow start-up):")
     for dag_id, rc, secs, log in results:
         print(f"  {dag_id:<36} {'ok' if rc == 0 else 'FAILED (see ' + str(log) + ')'}  {secs:.1f}s")
