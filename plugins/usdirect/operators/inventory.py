@@ -1,0 +1,294 @@
+"""Get Inventory tasks: the full feed (``define_get_inventory``) and the changes API
+(``define_get_inventory_changes``).
+
+Full feed: fetch_feed → map_feed (template, duplicates, guard) → load_inventory_warehouse →
+publish_inventory_platform → record_feed_state. Files move through the run's staging location;
+XCom carries counts and the feed's HTTP validators only. The validators are recorded by the last
+task, after every target took the feed, so a 304 never hides a feed that a failed run left
+undelivered. The warehouse connection also keeps the feed state and the publish ledger, even for
+an account that publishes to the platform only.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import Param, task
+
+from usdirect.config import Account, Config
+from usdirect.operators.base import OperationRun, operation_run
+
+if TYPE_CHECKING:
+    from usdirect.mapping import Template
+    from usdirect.pipelines.inventory_transform import TransformResult
+    from usdirect.targets.sql import Warehouse
+
+FULL = "get_inventory"
+CHANGES = "get_inventory_changes"
+_LOOKBACK = dt.timedelta(days=1)  # a first run of the changes DAG without a data interval
+
+
+def _state_warehouse(run: OperationRun) -> Warehouse:
+    """Where feed state and the publish ledger live: the account's warehouse connection."""
+    from usdirect.targets.sql import Warehouse
+
+    return run.warehouse() or Warehouse.from_conn_id(
+        run.account.warehouse_conn_id, schema=run.cfg.warehouse.schema_
+    )
+
+
+def _template(run: OperationRun) -> Template:
+    from usdirect.mapping import load_template
+
+    return load_template(run.cfg.template_path(run.account, run.operation))
+
+
+def _rejects(run: OperationRun, stage: str, read: int) -> None:
+    """Keep the stage's rejects in ``usdirect_rejects`` (when the warehouse is a target; a retry
+    replaces its earlier attempt), then stop the run if too many rows were rejected."""
+    import pyarrow.parquet as pq
+
+    from usdirect.mapping import check_reject_share
+    from usdirect.pipelines import inventory_staging as staging
+    from usdirect.targets.audit import write_rejects
+
+    with staging.reading(run.staging(stage, "rejects.parquet")) as path:
+        table = pq.read_table(path)
+    wh = run.warehouse()
+    if wh is not None:
+        with wh.connect() as conn:
+            write_rejects(wh, conn, run.run_id, table)
+    with _stop_without_retry():
+        check_reject_share(read, table, run.settings.max_reject_share)
+
+
+@contextmanager
+def _stop_without_retry() -> Iterator[None]:
+    """A guard that trips fails the task for good: a retry would judge the same staged data again."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from usdirect.mapping import RejectShareExceededError
+    from usdirect.pipelines.inventory_guard import FeedShrinkError
+
+    try:
+        yield
+    except (FeedShrinkError, RejectShareExceededError) as exc:
+        raise AirflowFailException(str(exc)) from None
+
+
+def _transformed(run: OperationRun, result: TransformResult) -> None:
+    run.record.counts.update(result.as_dict())
+    run.record.rows_in, run.record.rows_out = result.read, result.skus
+    run.record.rows_rejected = result.rejected
+
+
+# --------------------------------------------------------------------------------------------- full feed
+
+
+@task(task_id="fetch_feed")
+def fetch_feed(account_id: str) -> dict[str, Any]:
+    """Download the feed into staging; a 304 (unchanged since the last delivered feed) skips the run."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from usdirect.hooks.feed import FeedValidators
+    from usdirect.hooks.usdirect import UsDirectHook
+    from usdirect.pipelines import inventory_staging as staging
+    from usdirect.targets.inventory_warehouse import get_feed_state
+
+    with operation_run(FULL, account_id) as run:
+        state = get_feed_state(_state_warehouse(run), account_id)
+        validators = FeedValidators(state.etag, state.last_modified) if state else None
+        with staging.writing(run.staging("inventory", "feed.csv")) as path:
+            download = UsDirectHook(run.account.usdirect_conn_id).download_feed(path, validators)
+        if download.not_modified:
+            run.record.counts["not_modified"] = True
+            raise AirflowSkipException(
+                "The feed is unchanged since the last delivered feed (HTTP 304): nothing to load or publish."
+            )
+        run.record.counts["bytes"] = download.bytes
+        return {
+            "bytes": download.bytes,
+            "etag": download.validators.etag,
+            "last_modified": download.validators.last_modified,
+        }
+
+
+@task(task_id="map_feed")
+def map_feed(account_id: str, fetched: dict[str, Any]) -> dict[str, Any]:
+    """Map the feed, resolve duplicate SKUs, then guard: rejects, empty or shrunken feed."""
+    from usdirect.pipelines import inventory_staging as staging
+    from usdirect.pipelines.inventory_guard import check_feed_size
+    from usdirect.pipelines.inventory_transform import transform_feed
+    from usdirect.targets.inventory_warehouse import get_feed_state
+
+    with operation_run(FULL, account_id) as run:
+        template = _template(run)
+        with (
+            staging.reading(run.staging("inventory", "feed.csv")) as feed,
+            staging.writing(run.staging("inventory", "mapped.parquet")) as mapped,
+            staging.writing(run.staging("inventory", "rejects.parquet")) as rejects,
+        ):
+            result = transform_feed(feed, template, mapped, rejects)
+        _transformed(run, result)
+        _rejects(run, "inventory", result.read)
+        state = get_feed_state(_state_warehouse(run), account_id)
+        with _stop_without_retry():
+            note = check_feed_size(
+                result.skus,
+                state.sku_count if state else None,
+                run.settings.max_shrink_share,
+                bool(run.params.get("allow_shrink", False)),
+            )
+        if note:
+            run.record.counts["shrink_override"] = note
+        return {**fetched, "skus": result.skus}
+
+
+@task(task_id="load_inventory_warehouse", pool="default_pool")
+def load_inventory_warehouse(
+    account_id: str, mapped: dict[str, Any], stage: str = "inventory"
+) -> dict[str, int]:
+    """Apply the mapped rows to usdirect_inventory / _history as one transaction."""
+    from usdirect.pipelines import inventory_staging as staging
+    from usdirect.targets.inventory_warehouse import load_changes, load_full
+
+    operation = FULL if stage == "inventory" else CHANGES
+    with operation_run(operation, account_id) as run:
+        wh = run.warehouse()
+        assert wh is not None  # the task exists only when 'warehouse' is a target
+        load = load_full if operation == FULL else load_changes
+        with staging.reading(run.staging(stage, "mapped.parquet")) as path:
+            counts = load(wh, account_id, run.run_id, path, dt.datetime.now(dt.UTC))
+        run.record.counts.update(counts.as_dict())
+        run.record.rows_in, run.record.rows_changed = counts.read, counts.changed
+        return counts.as_dict()
+
+
+@task(task_id="publish_inventory_platform")
+def publish_inventory_platform(
+    account_id: str, mapped: dict[str, Any], stage: str = "inventory"
+) -> dict[str, int]:
+    """Send what changed since the last successful publish (resumable through the ledger)."""
+    from usdirect.hooks.flxpoint import FlxpointHook
+    from usdirect.pipelines import inventory_staging as staging
+    from usdirect.targets.inventory_platform import plan_publish, publish
+
+    operation = FULL if stage == "inventory" else CHANGES
+    with operation_run(operation, account_id) as run:
+        wh = _state_warehouse(run)
+        writable = frozenset(_template(run).writable_fields())
+        full = operation == FULL
+        with staging.reading(run.staging(stage, "mapped.parquet")) as path, staging.scratch() as tmp:
+            plan = plan_publish(wh, account_id, path, tmp, writable, full=full)
+            run.record.counts.update(
+                planned_calls=plan.calls, unchanged=plan.unchanged, deferred=plan.deferred
+            )
+            counts = publish(
+                FlxpointHook(run.account.flxpoint_conn_id),
+                wh,
+                account_id,
+                run.run_id,
+                plan,
+                writable,
+                mapped=path if full else None,
+            )
+        out = counts.as_dict() | {"unchanged": plan.unchanged, "deferred": plan.deferred}
+        run.record.counts.update(out)
+        run.record.rows_changed = counts.updated + counts.created + counts.archived
+        return out
+
+
+@task(task_id="record_feed_state", pool="default_pool")
+def record_feed_state(account_id: str, mapped: dict[str, Any]) -> None:
+    """Remember the delivered feed: validators for the next 304, SKU count for the shrink guard."""
+    from usdirect.targets.inventory_warehouse import FeedState, save_feed_state
+
+    with operation_run(FULL, account_id) as run:
+        state = FeedState(
+            etag=mapped.get("etag"),
+            last_modified=mapped.get("last_modified"),
+            sku_count=int(mapped["skus"]),
+            run_id=run.run_id,
+            loaded_at=dt.datetime.now(dt.UTC),
+        )
+        save_feed_state(_state_warehouse(run), account_id, state)
+        run.record.counts["skus"] = state.sku_count
+
+
+def _deliver(cfg: Config, account: Account, mapped: Any, stage: str) -> list[Any]:
+    """Target tasks in order (warehouse first: the platform publish must not race its DuckDB file)."""
+    targets = cfg.targets(account)
+    tasks: list[Any] = []
+    if "warehouse" in targets:
+        tasks.append(load_inventory_warehouse(account.id, mapped, stage=stage))
+    if "platform" in targets:
+        published = publish_inventory_platform(account.id, mapped, stage=stage)
+        if tasks:
+            tasks[-1] >> published
+        tasks.append(published)
+    return tasks
+
+
+def define_get_inventory(cfg: Config, account: Account) -> None:
+    mapped = map_feed(account.id, fetch_feed(account.id))
+    delivered = _deliver(cfg, account, mapped, "inventory")
+    recorded = record_feed_state(account.id, mapped)
+    delivered[-1] >> recorded
+
+
+define_get_inventory.params = {  # type: ignore[attr-defined]
+    "allow_shrink": Param(
+        False,
+        type="boolean",
+        description="Accept a feed that is empty or shrank more than max_shrink_share (a real catalog cut): "
+        "the missing SKUs are archived.",
+    )
+}
+
+
+# --------------------------------------------------------------------------------------------- changes
+
+
+@task(task_id="fetch_changes")
+def fetch_changes(account_id: str) -> dict[str, Any]:
+    """Page /v1/inventory from the window start (minus the overlap) into staging."""
+    from usdirect.hooks.usdirect import UsDirectHook
+    from usdirect.pipelines import inventory_staging as staging
+    from usdirect.pipelines.inventory_transform import write_pages
+
+    with operation_run(CHANGES, account_id) as run:
+        start, end = run.incremental_window(_LOOKBACK)
+        since = start - dt.timedelta(minutes=run.settings.overlap_minutes)
+        hook = UsDirectHook(run.account.usdirect_conn_id)
+        with staging.writing(run.staging("changes", "changes.jsonl")) as path:
+            items = write_pages(hook.iter_inventory_changes(since), path)
+        run.record.counts.update(items=items, since=since.isoformat())
+        run.record.rows_in = items
+        return {"items": items, "until": end.isoformat()}
+
+
+@task(task_id="map_changes")
+def map_changes(account_id: str, fetched: dict[str, Any]) -> dict[str, Any]:
+    """Map the changed rows of the window; rows updated after the window end wait for their run."""
+    from usdirect.pipelines import inventory_staging as staging
+    from usdirect.pipelines.inventory_transform import read_pages, transform_changes
+
+    with operation_run(CHANGES, account_id) as run:
+        until = dt.datetime.fromisoformat(fetched["until"])
+        with (
+            staging.reading(run.staging("changes", "changes.jsonl")) as pages,
+            staging.writing(run.staging("changes", "mapped.parquet")) as mapped,
+            staging.writing(run.staging("changes", "rejects.parquet")) as rejects,
+        ):
+            result = transform_changes(read_pages(pages), _template(run), mapped, rejects, until)
+        _transformed(run, result)
+        _rejects(run, "changes", result.read)
+        return {**fetched, "skus": result.skus}
+
+
+def define_get_inventory_changes(cfg: Config, account: Account) -> None:
+    mapped = map_changes(account.id, fetch_changes(account.id))
+    _deliver(cfg, account, mapped, "changes")

@@ -1,0 +1,80 @@
+"""Duplicate SKUs and row hashes: the last step of the transform, in DuckDB over the mapped Parquet.
+
+Rule for a SKU listed more than once in one feed (a broken export): the row with the newest
+``source_updated_at`` wins; among equally new rows, the one that comes last in the file wins
+(later lines of an export are the later writes). Every losing row is counted and kept as a reject
+naming the row that won, so nothing disappears silently.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from usdirect.pipelines.inventory_engine import open_engine, parquet_source, sql_literal
+from usdirect.pipelines.inventory_schema import MAPPED_COLUMNS, row_hash_sql
+from usdirect.targets.audit import REJECT_SCHEMA
+
+ROW = "_row"  # source row number carried next to the mapped columns until this step
+DUPLICATE_REASON = "duplicate sku"
+_PARQUET = "(FORMAT parquet, COMPRESSION lz4_raw, ROW_GROUP_SIZE 122880)"
+
+
+@dataclass(frozen=True)
+class Deduped:
+    skus: int
+    duplicates: pa.Table  # rejects (REJECT_SCHEMA) for the losing rows
+
+
+def dedupe_and_hash(parts: pa.RecordBatchReader | Path, out: Path, operation: str = "inventory") -> Deduped:
+    """Write ``out`` = one row per SKU with ``row_hash`` (and ``_row``, the source row number).
+
+    ``parts`` is streamed (an Arrow reader of mapped batches, or a Parquet file): the common case, a
+    feed without duplicates, costs one pass; only a feed with duplicates is rewritten once more.
+    """
+    con = open_engine()
+    try:
+        if isinstance(parts, Path):
+            con.execute(f"CREATE TEMP VIEW parts AS SELECT * FROM {parquet_source(parts)}")
+        else:
+            con.register("parts", parts)
+        target = sql_literal(str(out))
+        con.execute(f"COPY (SELECT *, {row_hash_sql()} AS row_hash FROM parts) TO {target} {_PARQUET}")
+        rows, skus = con.execute(
+            f"SELECT count(*), count(DISTINCT sku) FROM {parquet_source(out)}"
+        ).fetchall()[0]
+        if rows == skus:
+            return Deduped(skus=int(skus), duplicates=REJECT_SCHEMA.empty_table())
+        con.execute(f"CREATE TEMP VIEW hashed AS SELECT * FROM {parquet_source(out)}")
+        con.execute(
+            f"""CREATE TEMP TABLE ranked AS SELECT *,
+    row_number() OVER (PARTITION BY sku ORDER BY source_updated_at DESC NULLS LAST, {ROW} DESC) AS _rank
+FROM hashed WHERE sku IN (SELECT sku FROM hashed GROUP BY sku HAVING count(*) > 1)"""
+        )
+        kept = out.with_name(out.stem + ".deduped.parquet")
+        con.execute(
+            "COPY (SELECT * FROM hashed ANTI JOIN ranked USING (sku) "
+            f"UNION ALL BY NAME SELECT * EXCLUDE (_rank) FROM ranked WHERE _rank = 1) "
+            f"TO {sql_literal(str(kept))} {_PARQUET}"
+        )
+        kept.replace(out)
+        return Deduped(skus=int(skus), duplicates=_duplicate_rejects(con, operation))
+    finally:
+        con.close()
+
+
+def _duplicate_rejects(con: Any, operation: str) -> pa.Table:
+    raw = ", ".join(f"{c} := l.{c}" for c in MAPPED_COLUMNS)
+    table = con.sql(
+        f"""SELECT {sql_literal(operation)} AS operation, l.{ROW} AS row_number, l.sku AS key,
+    {sql_literal(DUPLICATE_REASON)} || ': row ' || w.{ROW} || ' kept (newest updated_at, then last in file)'
+        AS reason,
+    CAST(to_json(struct_pack({raw})) AS VARCHAR) AS raw
+FROM (SELECT * FROM ranked WHERE _rank > 1) l JOIN (SELECT sku, {ROW} FROM ranked WHERE _rank = 1) w
+    ON w.sku = l.sku
+ORDER BY l.{ROW}"""
+    ).to_arrow_table()
+    return table.cast(REJECT_SCHEMA)

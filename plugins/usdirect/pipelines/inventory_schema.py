@@ -1,0 +1,88 @@
+"""The canonical shape of a mapped inventory row, shared by the transform and both targets."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+MONEY = pa.decimal128(12, 2)
+MEASURE = pa.decimal128(12, 3)
+
+MAPPED_SCHEMA = pa.schema(
+    [
+        ("sku", pa.string()),
+        ("supplier_sku", pa.string()),
+        ("title", pa.string()),
+        ("brand", pa.string()),
+        ("mpn", pa.string()),
+        ("upc", pa.string()),
+        ("cost", MONEY),
+        ("msrp", MONEY),
+        ("map", MONEY),
+        ("quantity", pa.int64()),
+        ("status", pa.string()),
+        ("archived", pa.bool_()),
+        ("weight_lb", MEASURE),
+        ("length_in", MEASURE),
+        ("width_in", MEASURE),
+        ("height_in", MEASURE),
+        ("category", pa.string()),
+        ("image_url", pa.string()),
+        ("source_updated_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+MAPPED_COLUMNS: tuple[str, ...] = tuple(MAPPED_SCHEMA.names)
+# Fields whose change is a business event: each change appends a history row.
+TRACKED: tuple[str, ...] = ("cost", "msrp", "map", "quantity", "status")
+# Fields the changes endpoint (/v1/inventory) delivers (``archived`` is mapped from the status);
+# the others keep their stored values.
+CHANGE_FIELDS: tuple[str, ...] = (
+    "cost",
+    "msrp",
+    "map",
+    "quantity",
+    "status",
+    "archived",
+    "source_updated_at",
+)
+
+_SQL_TYPES = {
+    pa.string(): "VARCHAR",
+    MONEY: "DECIMAL(12,2)",
+    MEASURE: "DECIMAL(12,3)",
+    pa.int64(): "BIGINT",
+    pa.bool_(): "BOOLEAN",
+    pa.timestamp("us", tz="UTC"): "TIMESTAMPTZ",
+}
+
+
+def sql_type(name: str) -> str:
+    """SQL type of a mapped column, valid on DuckDB and Postgres."""
+    return _SQL_TYPES[MAPPED_SCHEMA.field(name).type]
+
+
+def row_hash_sql(alias: str = "") -> str:
+    """DuckDB expression for the 63-bit row hash of the mapped columns (fits BIGINT).
+
+    DuckDB's ``hash()`` is about eight times faster than an MD5 of the rendered row (0.08 s against
+    0.7 s per million rows here). It is not promised to stay the same across DuckDB releases; if it
+    changes, the first full feed after the upgrade rewrites every row once. That costs no history
+    rows (history compares values) and no platform calls (the publish ledger compares values too).
+    """
+    prefix = f"{alias}." if alias else ""
+    return f"CAST(hash({', '.join(prefix + c for c in MAPPED_COLUMNS)}) >> 1 AS BIGINT)"
+
+
+def conform(table: pa.Table) -> pa.Table:
+    """Select and cast a mapped table to ``MAPPED_SCHEMA``; columns the template omits become null
+    (``archived``: false, since a SKU the supplier lists is offered unless the template says not)."""
+    columns = []
+    for field in MAPPED_SCHEMA:
+        if field.name in table.column_names:
+            column = table.column(field.name).cast(field.type)
+        else:
+            column = pa.nulls(table.num_rows, field.type)
+        if field.name == "archived":
+            column = pc.fill_null(column, False)
+        columns.append(column)
+    return pa.Table.from_arrays(columns, schema=MAPPED_SCHEMA)

@@ -1,0 +1,481 @@
+"""Warehouse side of Get Inventory: current state, history and feed state, applied as a delta.
+
+The delta is worked out before the target is touched: per-SKU row hashes (and the archived flag)
+are read back in one query (Postgres: one ``COPY TO STDOUT``), compared with the mapped feed in an
+in-process DuckDB, and only new, changed, revived and archived SKUs are sent back. A re-sync that
+changes 1% of a catalog therefore writes 1% of the rows. Everything one run writes is one
+transaction: a run that fails or is killed leaves the tables as they were.
+
+The SQL that applies the delta is plain enough to run unchanged on DuckDB and Postgres.
+
+``usdirect_inventory_history`` is a change log with validity ranges: when cost, MSRP, MAP,
+quantity or status of a SKU changes, the version it replaces (on its first change) and the new
+version are recorded, and the previous open version is closed. A SKU that never changed has its
+only version in ``usdirect_inventory`` (valid since ``first_seen_at``), which keeps a first load of
+a million SKUs from writing a million history rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from usdirect.pipelines.inventory_engine import (
+    BATCH_ROWS,
+    limit_engine,
+    open_engine,
+    parquet_source,
+    sql_literal,
+)
+from usdirect.pipelines.inventory_schema import CHANGE_FIELDS, MAPPED_COLUMNS, TRACKED, row_hash_sql, sql_type
+from usdirect.targets.sql import Warehouse, quote_ident
+
+INVENTORY = "usdirect_inventory"
+HISTORY = "usdirect_inventory_history"
+FEED_STATE = "usdirect_feed_state"
+
+_STAGE = "_usd_inv_stage"
+_ARCHIVE = "_usd_inv_archive"
+_HIST = "_usd_inv_hist"
+_KEYS = "_usd_inv_keys"
+_STATE_COLUMNS = ("archived_at", "row_hash", "first_seen_at", "last_changed_at", "run_id")
+_COLS = ", ".join(MAPPED_COLUMNS)
+_HISTORY_OPEN_INDEX = "CREATE INDEX IF NOT EXISTS {name} ON {t} (account, sku) WHERE valid_to IS NULL"
+
+
+@dataclass
+class LoadCounts:
+    """What one load did to ``usdirect_inventory`` (``history`` = rows appended to the history)."""
+
+    read: int = 0
+    inserted: int = 0
+    updated: int = 0
+    revived: int = 0
+    unchanged: int = 0
+    archived: int = 0
+    stale: int = 0
+    history: int = 0
+
+    @property
+    def changed(self) -> int:
+        return self.inserted + self.updated + self.revived + self.archived
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class FeedState:
+    """The last feed that was fully delivered: its HTTP validators and SKU count (the shrink guard's
+    reference)."""
+
+    etag: str | None
+    last_modified: str | None
+    sku_count: int
+    run_id: str
+    loaded_at: dt.datetime
+
+
+def _names(wh: Warehouse) -> dict[str, str]:
+    return {
+        "inv": wh.table(INVENTORY),
+        "hist": wh.table(HISTORY),
+        "state": wh.table(FEED_STATE),
+        "inv_uq": quote_ident(f"{INVENTORY}_account_sku_uq"),
+        "inv_uq_q": _index_name(wh, f"{INVENTORY}_account_sku_uq"),
+        "hist_open": quote_ident(f"{HISTORY}_open"),
+    }
+
+
+def _index_name(wh: Warehouse, name: str) -> str:
+    return f"{quote_ident(wh.schema)}.{quote_ident(name)}" if wh.schema else quote_ident(name)
+
+
+def _mapped_ddl() -> str:
+    return ",\n    ".join(
+        f"{c} {sql_type(c)}{' NOT NULL' if c in ('sku', 'supplier_sku') else ''}" for c in MAPPED_COLUMNS
+    )
+
+
+def ensure_inventory_tables(wh: Warehouse, conn: Any) -> None:
+    """Create the three tables (and their indexes) if they do not exist yet."""
+    n = _names(wh)
+    wh.execute(
+        conn,
+        f"""CREATE TABLE IF NOT EXISTS {n["inv"]} (
+    account TEXT NOT NULL,
+    {_mapped_ddl()},
+    archived_at TIMESTAMPTZ,
+    row_hash BIGINT NOT NULL,
+    first_seen_at TIMESTAMPTZ NOT NULL,
+    last_changed_at TIMESTAMPTZ NOT NULL,
+    run_id TEXT NOT NULL
+)""",
+    )
+    wh.execute(conn, f"CREATE UNIQUE INDEX IF NOT EXISTS {n['inv_uq']} ON {n['inv']} (account, sku)")
+    wh.execute(
+        conn,
+        f"""CREATE TABLE IF NOT EXISTS {n["hist"]} (
+    account TEXT NOT NULL,
+    sku TEXT NOT NULL,
+    cost DECIMAL(12,2),
+    msrp DECIMAL(12,2),
+    map DECIMAL(12,2),
+    quantity BIGINT,
+    status TEXT,
+    valid_from TIMESTAMPTZ NOT NULL,
+    valid_to TIMESTAMPTZ,
+    run_id TEXT NOT NULL,
+    recorded_at TIMESTAMPTZ NOT NULL
+)""",
+    )
+    if wh.dialect == "postgres":
+        # Closing the open history row of a changed SKU must not scan the whole (growing) history.
+        wh.execute(conn, _HISTORY_OPEN_INDEX.format(name=n["hist_open"], t=n["hist"]))
+    wh.execute(
+        conn,
+        f"""CREATE TABLE IF NOT EXISTS {n["state"]} (
+    account TEXT NOT NULL,
+    feed TEXT NOT NULL,
+    etag TEXT,
+    last_modified TEXT,
+    sku_count BIGINT NOT NULL,
+    run_id TEXT NOT NULL,
+    loaded_at TIMESTAMPTZ NOT NULL
+)""",
+    )
+    wh.execute(
+        conn,
+        f"CREATE UNIQUE INDEX IF NOT EXISTS {quote_ident(FEED_STATE + '_uq')} "
+        f"ON {n['state']} (account, feed)",
+    )
+
+
+# --------------------------------------------------------------------------------------------- feed state
+
+
+def get_feed_state(wh: Warehouse, account: str, feed: str = "inventory") -> FeedState | None:
+    """The last fully delivered feed for an account, or None before the first good run."""
+    with wh.connect() as conn:
+        ensure_inventory_tables(wh, conn)
+        rows = wh.fetchall(
+            conn,
+            f"SELECT etag, last_modified, sku_count, run_id, loaded_at FROM {_names(wh)['state']} "
+            "WHERE account = %s AND feed = %s",
+            (account, feed),
+        )
+    return FeedState(*rows[0]) if rows else None
+
+
+def save_feed_state(wh: Warehouse, account: str, state: FeedState, feed: str = "inventory") -> None:
+    """Record a feed as delivered; called only after every target has taken it."""
+    t = _names(wh)["state"]
+    with wh.connect() as conn:
+        ensure_inventory_tables(wh, conn)
+        wh.execute(conn, f"DELETE FROM {t} WHERE account = %s AND feed = %s", (account, feed))
+        wh.execute(
+            conn,
+            f"INSERT INTO {t} (account, feed, etag, last_modified, sku_count, run_id, loaded_at) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            (account, feed, state.etag, state.last_modified, state.sku_count, state.run_id, state.loaded_at),
+        )
+
+
+# --------------------------------------------------------------------------------------------- loads
+
+
+def load_full(wh: Warehouse, account: str, run_id: str, mapped: Path, now: dt.datetime) -> LoadCounts:
+    """Apply a full feed (mapped Parquet with ``row_hash``, one row per SKU): insert new SKUs, update
+    changed ones, revive returning ones and archive every SKU the feed no longer lists."""
+    with wh.connect() as conn:
+        ensure_inventory_tables(wh, conn)
+        with _Delta(wh, conn, account) as delta:
+            delta.register_feed(parquet_source(mapped))
+            counts = LoadCounts(read=delta.scalar("SELECT count(*) FROM _usd_feed"))
+            delta.read_current(
+                f"SELECT sku, row_hash, archived FROM {_names(wh)['inv']} WHERE account = {{a}}"
+            )
+            if delta.current_is_empty():
+                counts.inserted = delta.initial_insert(run_id, now)
+                return counts
+            delta.stage(
+                """SELECT f.*, CASE WHEN c.sku IS NULL THEN 'insert'
+       WHEN c.archived AND NOT f.archived THEN 'revive' ELSE 'update' END AS _op
+FROM _usd_feed f LEFT JOIN _usd_current c ON c.sku = f.sku
+WHERE c.sku IS NULL OR (c.archived AND NOT f.archived) OR c.row_hash <> f.row_hash"""
+            )
+            counts.archived = delta.stage_archive(
+                "SELECT c.sku FROM _usd_current c ANTI JOIN _usd_feed f ON f.sku = c.sku WHERE NOT c.archived"
+            )
+            ops = delta.staged_ops()
+            counts.inserted, counts.updated, counts.revived = ops["insert"], ops["update"], ops["revive"]
+            counts.unchanged = counts.read - counts.inserted - counts.updated - counts.revived
+            counts.history = delta.apply(run_id, now)
+    return counts
+
+
+def load_changes(wh: Warehouse, account: str, run_id: str, changes: Path, now: dt.datetime) -> LoadCounts:
+    """Apply price/quantity/status changes (mapped Parquet, one row per SKU) on top of the stored rows.
+
+    A change older than what is stored (``source_updated_at``) is ignored, so replaying an earlier
+    window after a later one (a backfill) cannot roll a SKU back. Nothing is archived: only the full
+    feed knows what is gone. A SKU not yet known is inserted with the fields the change carries.
+    """
+    with wh.connect() as conn:
+        ensure_inventory_tables(wh, conn)
+        with _Delta(wh, conn, account) as delta:
+            delta.register_feed(parquet_source(changes))
+            counts = LoadCounts(read=delta.scalar("SELECT count(*) FROM _usd_feed"))
+            delta.read_current_for_feed_keys()
+            merged = ", ".join(_overlay(c) for c in MAPPED_COLUMNS)
+            delta.engine.execute(
+                f"""CREATE OR REPLACE TEMP TABLE _usd_merged AS
+SELECT {merged}, c.row_hash AS _old_hash, c.sku IS NULL AS _new
+FROM _usd_feed x LEFT JOIN _usd_current c ON c.sku = x.sku
+WHERE c.sku IS NULL OR c.source_updated_at IS NULL OR x.source_updated_at > c.source_updated_at"""
+            )
+            counts.stale = counts.read - delta.scalar("SELECT count(*) FROM _usd_merged")
+            delta.stage(
+                f"""SELECT * EXCLUDE (_old_hash, _new), CASE WHEN _new THEN 'insert' ELSE 'update' END AS _op
+FROM (SELECT m.*, {row_hash_sql("m")} AS row_hash FROM _usd_merged m) s
+WHERE _new OR row_hash <> _old_hash"""
+            )
+            ops = delta.staged_ops()
+            counts.inserted, counts.updated = ops["insert"], ops["update"]
+            counts.unchanged = counts.read - counts.stale - counts.inserted - counts.updated
+            counts.history = delta.apply(run_id, now)
+    return counts
+
+
+def _overlay(column: str) -> str:
+    """Merged value of one column in the changes path: changed fields from the change ``x``, the
+    rest from the stored row ``c``."""
+    if column == "supplier_sku":
+        return "coalesce(c.supplier_sku, x.supplier_sku) AS supplier_sku"
+    if column == "sku" or column in CHANGE_FIELDS:
+        return f"x.{column}"
+    return f"c.{column}"
+
+
+# --------------------------------------------------------------------------------------------- machinery
+
+
+class _Delta:
+    """One load's delta: computed in DuckDB (the warehouse itself, or an in-process engine beside
+    Postgres), staged in the warehouse as a temp table, then applied with set-based statements."""
+
+    def __init__(self, wh: Warehouse, conn: Any, account: str) -> None:
+        self.wh, self.conn, self.account = wh, conn, account
+        self.n = _names(wh)
+        self.local = wh.dialect == "duckdb"
+        self.archive_staged = False
+        if self.local:
+            limit_engine(conn)
+            self.engine = conn
+        else:
+            self.engine = open_engine()
+
+    def __enter__(self) -> _Delta:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        # Temp tables and views die with the warehouse connection; only the side engine is ours.
+        if not self.local:
+            self.engine.close()
+
+    def scalar(self, sql: str) -> int:
+        return int(self.engine.execute(sql).fetchall()[0][0])
+
+    def register_feed(self, source: str) -> None:
+        self.engine.execute(f"CREATE OR REPLACE TEMP VIEW _usd_feed AS SELECT * FROM {source}")
+
+    def read_current(self, sql: str) -> None:
+        """Make ``_usd_current`` (sku, row_hash, archived) available to the engine: the warehouse
+        table itself on DuckDB, one COPY of three columns from Postgres."""
+        query = sql.format(a=sql_literal(self.account))
+        if self.local:
+            self.engine.execute(f"CREATE OR REPLACE TEMP VIEW _usd_current AS {query}")
+            return
+        self._read_current_arrow(self.wh.query_arrow(self.conn, query))
+
+    def read_current_for_feed_keys(self) -> None:
+        """``_usd_current`` with the full stored rows of the feed's SKUs only (the changes path)."""
+        cols = ", ".join(f"t.{c}" for c in (*MAPPED_COLUMNS, "row_hash"))
+        join = f"FROM {self.n['inv']} t JOIN {{keys}} k ON k.sku = t.sku WHERE t.account = {{a}}"
+        if self.local:
+            self.read_current(f"SELECT {cols} " + join.format(keys="_usd_feed", a="{a}"))
+            return
+        self._to_warehouse(_KEYS, "sku TEXT PRIMARY KEY", "SELECT sku FROM _usd_feed")
+        self.read_current(f"SELECT {cols} " + join.format(keys=_KEYS, a="{a}"))
+
+    def _read_current_arrow(self, raw: pa.Table) -> None:
+        # Postgres COPY returns text; cast each column back to its type inside DuckDB.
+        types = {c: sql_type(c) for c in MAPPED_COLUMNS} | {"row_hash": "BIGINT"}
+        self.engine.register("_usd_current_raw", raw)
+        casts = ", ".join(f"CAST({c} AS {types[c]}) AS {c}" for c in raw.column_names)
+        self.engine.execute(
+            f"CREATE OR REPLACE TEMP TABLE _usd_current AS SELECT {casts} FROM _usd_current_raw"
+        )
+        self.engine.unregister("_usd_current_raw")
+
+    def current_is_empty(self) -> bool:
+        return self.scalar("SELECT count(*) FROM (SELECT 1 FROM _usd_current LIMIT 1)") == 0
+
+    def _batches(self, sql: str) -> Iterator[pa.Table]:
+        """Record batches of an engine query, ready for COPY: timestamps are rendered by DuckDB (in
+        UTC), because Arrow's CSV writer formats them about 20 times slower (1.4 s per million)."""
+        rel = self.engine.sql(sql)
+        stamps = [
+            c for c, t in zip(rel.columns, rel.types, strict=True) if str(t) == "TIMESTAMP WITH TIME ZONE"
+        ]
+        if stamps:
+            rel = rel.select(
+                ", ".join(f"CAST({c} AS VARCHAR) AS {c}" if c in stamps else c for c in rel.columns)
+            )
+        for batch in rel.to_arrow_reader(BATCH_ROWS):
+            if batch.num_rows:
+                yield pa.Table.from_batches([batch])
+
+    def _to_warehouse(self, table: str, ddl_columns: str, sql: str) -> None:
+        """Materialise an engine query as a warehouse temp table (DuckDB: in place; Postgres: COPY)."""
+        self.wh.execute(self.conn, f"DROP TABLE IF EXISTS {table}")
+        if self.local:
+            self.engine.execute(f"CREATE TEMP TABLE {table} AS {sql}")
+            return
+        self.wh.execute(self.conn, f"CREATE TEMP TABLE {table} ({ddl_columns})")
+        for batch in self._batches(sql):
+            self.wh.load_arrow(self.conn, table, batch)
+        # Temp tables have no statistics until analysed; without them Postgres joins the delta
+        # to the whole inventory by a sequential scan instead of the (account, sku) index.
+        self.wh.execute(self.conn, f"ANALYZE {table}")
+
+    def stage(self, sql: str) -> None:
+        ddl = f"{_mapped_ddl()}, row_hash BIGINT NOT NULL, _op TEXT NOT NULL"
+        select = f"SELECT {_COLS}, row_hash, _op FROM ({sql}) q"
+        self._to_warehouse(_STAGE, ddl, select)
+
+    def stage_archive(self, sql: str) -> int:
+        self._to_warehouse(_ARCHIVE, "sku TEXT NOT NULL", sql)
+        self.archive_staged = True
+        return int(self.wh.fetchall(self.conn, f"SELECT count(*) FROM {_ARCHIVE}")[0][0])
+
+    def staged_ops(self) -> dict[str, int]:
+        rows = self.wh.fetchall(self.conn, f"SELECT _op, count(*) FROM {_STAGE} GROUP BY _op")
+        return {"insert": 0, "update": 0, "revive": 0} | {op: int(n) for op, n in rows}
+
+    def initial_insert(self, run_id: str, now: dt.datetime) -> int:
+        """First load of an account: no delta to compute, so rows go straight into the table
+        (on an empty table the unique index is rebuilt once instead of maintained per row)."""
+        inv = self.n["inv"]
+        empty_table = not self.wh.fetchall(self.conn, f"SELECT 1 FROM {inv} LIMIT 1")
+        if empty_table:
+            self.wh.execute(self.conn, f"DROP INDEX IF EXISTS {self.n['inv_uq_q']}")
+        constants = {
+            "account": sql_literal(self.account),
+            "first_seen_at": f"CAST({sql_literal(now.isoformat())} AS TIMESTAMPTZ)",
+            "last_changed_at": f"CAST({sql_literal(now.isoformat())} AS TIMESTAMPTZ)",
+            "run_id": sql_literal(run_id),
+        }
+        archived_at = f"CASE WHEN archived THEN {constants['first_seen_at']} END AS archived_at"
+        if self.local:
+            names = ", ".join(constants)
+            inserted = self.wh.execute(
+                self.conn,
+                f"INSERT INTO {inv} ({names}, {_COLS}, archived_at, row_hash) "
+                f"SELECT {', '.join(constants.values())}, {_COLS}, {archived_at}, row_hash FROM _usd_feed",
+            )
+        else:
+            # Constant columns become column defaults for the COPY (about a fifth less to send and
+            # parse), then the defaults are dropped again, all inside the load's transaction.
+            alter = ", ".join(f"ALTER COLUMN {k} SET DEFAULT {v}" for k, v in constants.items())
+            self.wh.execute(self.conn, f"ALTER TABLE {inv} {alter}")
+            select = f"SELECT {_COLS}, {archived_at}, row_hash FROM _usd_feed"
+            inserted = sum(self.wh.load_arrow(self.conn, inv, batch) for batch in self._batches(select))
+            drop = ", ".join(f"ALTER COLUMN {k} DROP DEFAULT" for k in constants)
+            self.wh.execute(self.conn, f"ALTER TABLE {inv} {drop}")
+        if empty_table:
+            self.wh.execute(self.conn, f"CREATE UNIQUE INDEX {self.n['inv_uq']} ON {inv} (account, sku)")
+        if not self.local:
+            # Fresh statistics, so that the next load's joins use the index (autovacuum may be late).
+            self.wh.execute(self.conn, f"ANALYZE {inv}")
+        return inserted
+
+    def apply(self, run_id: str, now: dt.datetime) -> int:
+        """Apply the staged delta; returns the number of history rows appended."""
+        wh, c, a = self.wh, self.conn, self.account
+        inv, hist = self.n["inv"], self.n["hist"]
+        tracked = ", ".join(TRACKED)
+        differs = " OR ".join(f"t.{f} IS DISTINCT FROM s.{f}" for f in TRACKED)
+        wh.execute(c, f"DROP TABLE IF EXISTS {_HIST}")
+        wh.execute(
+            c,
+            f"CREATE TEMP TABLE {_HIST} AS SELECT s.sku, {', '.join('s.' + f for f in TRACKED)}, "
+            f"coalesce(s.source_updated_at, %s) AS valid_from FROM {_STAGE} s "
+            f"JOIN {inv} t ON t.account = %s AND t.sku = s.sku WHERE {differs}",
+            (now, a),
+        )
+        # A SKU's first change also records the version it replaces (a SKU that never changed has
+        # its only version in usdirect_inventory), then the open version is closed and the new one
+        # opened.
+        history = wh.execute(
+            c,
+            f"INSERT INTO {hist} (account, sku, {tracked}, valid_from, valid_to, run_id, recorded_at) "
+            f"SELECT t.account, t.sku, {', '.join('t.' + f for f in TRACKED)}, "
+            f"coalesce(t.source_updated_at, t.first_seen_at), n.valid_from, t.run_id, %s "
+            f"FROM {inv} t JOIN {_HIST} n ON t.account = %s AND t.sku = n.sku "
+            f"WHERE NOT EXISTS (SELECT 1 FROM {hist} h WHERE h.account = t.account AND h.sku = t.sku "
+            "AND h.valid_to IS NULL)",
+            (now, a),
+        )
+        wh.execute(
+            c,
+            f"UPDATE {hist} AS h SET valid_to = n.valid_from FROM {_HIST} n "
+            "WHERE h.account = %s AND h.sku = n.sku AND h.valid_to IS NULL",
+            (a,),
+        )
+        history += wh.execute(
+            c,
+            f"INSERT INTO {hist} (account, sku, {tracked}, valid_from, valid_to, run_id, recorded_at) "
+            f"SELECT %s, sku, {tracked}, valid_from, NULL, %s, %s FROM {_HIST}",
+            (a, run_id, now),
+        )
+        # Descriptive text rarely changes, and rewriting strings is what makes an UPDATE expensive
+        # (DuckDB: 1.2 s instead of 0.07 s for 10,000 rows): it is set only where it differs.
+        text = [col for col in MAPPED_COLUMNS if col not in ("sku", *TRACKED) and sql_type(col) == "VARCHAR"]
+        values = [col for col in MAPPED_COLUMNS if col != "sku" and col not in text]
+        wh.execute(
+            c,
+            f"UPDATE {inv} AS t SET {', '.join(f'{col} = s.{col}' for col in values)}, "
+            "archived_at = CASE WHEN s.archived THEN coalesce(t.archived_at, %s) END, row_hash = s.row_hash, "
+            f"last_changed_at = %s, run_id = %s FROM {_STAGE} s "
+            "WHERE t.account = %s AND t.sku = s.sku AND s._op <> 'insert'",
+            (now, now, run_id, a),
+        )
+        wh.execute(
+            c,
+            f"UPDATE {inv} AS t SET {', '.join(f'{col} = s.{col}' for col in text)} FROM {_STAGE} s "
+            "WHERE t.account = %s AND t.sku = s.sku AND s._op <> 'insert' AND ("
+            + " OR ".join(f"t.{col} IS DISTINCT FROM s.{col}" for col in text)
+            + ")",
+            (a,),
+        )
+        wh.execute(
+            c,
+            f"INSERT INTO {inv} (account, {_COLS}, {', '.join(_STATE_COLUMNS)}) "
+            f"SELECT %s, {_COLS}, CASE WHEN archived THEN %s END, row_hash, %s, %s, %s FROM {_STAGE} "
+            "WHERE _op = 'insert'",
+            (a, now, now, now, run_id),
+        )
+        if self.archive_staged:
+            wh.execute(
+                c,
+                f"UPDATE {inv} SET archived = TRUE, archived_at = %s, last_changed_at = %s, run_id = %s "
+                f"WHERE account = %s AND sku IN (SELECT sku FROM {_ARCHIVE})",
+                (now, now, run_id, a),
+            )
+        return history

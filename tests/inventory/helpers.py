@@ -1,0 +1,73 @@
+"""Small builders shared by the inventory tests."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from usdirect.pipelines.inventory_dedupe import ROW, dedupe_and_hash
+from usdirect.pipelines.inventory_schema import conform
+from usdirect.targets.sql import Warehouse
+
+T0 = dt.datetime(2026, 11, 20, 8, 0, tzinfo=dt.UTC)
+
+
+def row(sku: str, **values: Any) -> dict[str, Any]:
+    """A mapped inventory row with plausible defaults; money given as strings."""
+    base: dict[str, Any] = {
+        "sku": f"USD-{sku}",
+        "supplier_sku": sku,
+        "title": f"Item {sku}",
+        "brand": "Acme",
+        "cost": "10.00",
+        "msrp": "20.00",
+        "map": None,
+        "quantity": 5,
+        "status": "active",
+        "weight_lb": "1.5",
+        "source_updated_at": T0,
+    }
+    base.update(values)
+    for money in ("cost", "msrp", "map", "weight_lb"):
+        if base[money] is not None:
+            base[money] = decimal.Decimal(base[money])
+    return base
+
+
+def mapped_file(tmp_path: Path, rows: list[dict[str, Any]], name: str = "mapped") -> Path:
+    """Run the real dedupe/hash step over ``rows`` and return the mapped Parquet it writes."""
+    table = conform(pa.Table.from_pylist(rows))
+    table = table.append_column(ROW, pa.array(range(1, len(rows) + 1), pa.int64()))
+    parts = tmp_path / f"{name}.parts.parquet"
+    pq.write_table(table, parts)
+    out = tmp_path / f"{name}.parquet"
+    dedupe_and_hash(parts, out)
+    return out
+
+
+def inventory(wh: Warehouse, account: str = "main") -> dict[str, dict[str, Any]]:
+    """The stored inventory rows of an account keyed by SKU."""
+    with wh.connect() as conn:
+        cur = conn.cursor()
+        cur.execute(
+            f"SELECT * FROM {wh.table('usdirect_inventory')} WHERE account = '{account}' ORDER BY sku"
+        )
+        names = [d[0] for d in cur.description]
+        return {r[names.index("sku")]: dict(zip(names, r, strict=True)) for r in cur.fetchall()}
+
+
+def history(wh: Warehouse, account: str = "main") -> list[dict[str, Any]]:
+    with wh.connect() as conn:
+        cur = conn.cursor()
+        cur.execute(
+            f"SELECT sku, cost, quantity, status, valid_from, valid_to, run_id "
+            f"FROM {wh.table('usdirect_inventory_history')} WHERE account = '{account}' "
+            "ORDER BY sku, valid_from, recorded_at"
+        )
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
