@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +25,14 @@ def _nothing(demo: Demo) -> None:
 class Step:
     dag_id: str
     before: Callable[[Demo], None] = _nothing
-    at_start: bool = False  # pass the demo's start as logical date (windowed DAGs)
+    # Windowed DAGs: a manual run with logical date L covers the schedule interval that ends at L,
+    # so the demo passes the sandbox's start time plus this offset to cover what it changed.
+    window_end: timedelta | None = None
 
     def args(self, demo: Demo) -> list[str]:
-        return [demo.started.isoformat()] if self.at_start and demo.started else []
+        if self.window_end is None or demo.started is None:
+            return []
+        return [(demo.started + self.window_end).isoformat()]
 
 
 def _start(demo: Demo) -> None:
@@ -62,9 +66,9 @@ def _invoice(demo: Demo) -> None:
 
 STEPS = [
     Step("usdirect_get_inventory", before=_start),
-    Step("usdirect_get_inventory_changes", before=_next_catalog),
+    Step("usdirect_get_inventory_changes", before=_next_catalog, window_end=timedelta(minutes=15)),
     Step("usdirect_send_orders", before=_seed_orders),
-    Step("usdirect_get_shipments", before=_ship, at_start=True),
+    Step("usdirect_get_shipments", before=_ship, window_end=timedelta(hours=0)),
     Step("usdirect_get_invoices", before=_invoice),
 ]
 

@@ -19,7 +19,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -44,6 +44,9 @@ def airflow_env(home: Path, api_port: int, extra: Mapping[str, str] | None = Non
             "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
+            # The Feed URL carries its key; Airflow masks extras only by name, and "feed_url" is not
+            # one of its sensitive words, so the API and UI would show it in clear text.
+            "AIRFLOW__CORE__SENSITIVE_VAR_CONN_NAMES": "feed_url",
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "AIRFLOW__CORE__PARALLELISM": env.get("AIRFLOW__CORE__PARALLELISM", "8"),
             "AIRFLOW__API__HOST": "127.0.0.1",
@@ -129,7 +132,7 @@ class _AlertPrinter(BaseHTTPRequestHandler):
 
 
 @contextmanager
-def alert_receiver(log_file: Path):  # -> Iterator[int]
+def alert_receiver(log_file: Path) -> Iterator[int]:
     """A local webhook for the ``usdirect_alerts`` connection; yields its port."""
     handler = type("AlertPrinter", (_AlertPrinter,), {"log_file": log_file})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -152,6 +155,21 @@ def demo_connections(
     }
 
 
+def seed_orders(home: Path, sandbox: Any) -> int:
+    """Write the platform's US Direct orders to the warehouse as pending, as a channel integration would."""
+    from usdirect.targets.orders_warehouse import seed_demo_requests
+    from usdirect.targets.sql import Warehouse
+
+    name = "AIRFLOW_CONN_USDIRECT_WAREHOUSE"
+    os.environ[name] = json.dumps({"conn_type": "duckdb", "host": str(home / "warehouse.duckdb")})
+    try:
+        return seed_demo_requests(
+            Warehouse.from_conn_id("usdirect_warehouse"), sandbox.platform("fulfillment-requests")
+        )
+    finally:
+        os.environ.pop(name, None)
+
+
 def main() -> int:
     from sandbox.runner import start_sandbox
 
@@ -167,6 +185,7 @@ def main() -> int:
         airflow_cli(env, "db", "migrate")
         import_connections(env, demo_connections(sandbox.connections(), home, alerts))
         pools = import_pools(env, cfg)
+        orders = seed_orders(home, sandbox)
         print(
             "\n".join(
                 [
@@ -175,6 +194,10 @@ def main() -> int:
                     f"Platform sandbox:    {sandbox.flxpoint_url}  (admin API {sandbox.flxpoint_admin})",
                     "Connections:         usdirect_default, flxpoint_default, usdirect_warehouse "
                     f"({home / 'warehouse.duckdb'}), usdirect_alerts",
+                    f"Orders:              {orders} pending fulfillment requests seeded into the warehouse; "
+                    f"move the sandbox's clock to ship and invoice them: curl -X POST "
+                    f"{sandbox.usdirect_admin}/clock/advance -H 'Content-Type: application/json' "
+                    """-d '{"days": 2}'""",
                     f"Pools:               {', '.join(f'{n} ({s} slots)' for n, s in pools.items())}",
                     f"Alerts:              printed here and appended to {home / 'alerts.log'}",
                     f"Airflow UI:          http://localhost:{port}  (user admin; password in "
