@@ -13,7 +13,7 @@ export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export AIRFLOW__CORE__TEST_CONNECTION := Enabled
 export USDIRECT_CONFIG ?= $(CURDIR)/include/usdirect.yaml
 
-.PHONY: install demo test lint bench airflow lock clean
+.PHONY: install demo test lint bench airflow lock clean browser-deps
 
 install: $(STAMP)
 
@@ -32,10 +32,17 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: install
+test: install browser-deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
+
+# Debian's Chromium for the browser test of the connection form (playwright drives it; it
+# downloads no browser of its own). Skipped at once when Chromium is there; needs root otherwise.
+browser-deps:
+	@test -x /usr/bin/chromium || { \
+		command -v apt-get >/dev/null || { echo "browser-deps: no apt-get; install Chromium at /usr/bin/chromium"; exit 1; }; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; }
 
 bench: install
 	$(BIN)/python -m benchmarks

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -38,6 +38,7 @@ class WarehouseSettings(_Strict):
 class Account(_Strict):
     id: str = Field(pattern=r"^[a-z][a-z0-9_]{0,30}$")
     usdirect_conn_id: str = "usdirect_default"
+    pool_slots: int = Field(default=3, ge=1, le=64)
     warehouse_conn_id: str = "usdirect_warehouse"
     flxpoint_conn_id: str = "flxpoint_default"
     targets: tuple[Target, ...] = ("warehouse",)
@@ -62,10 +63,50 @@ class Operation(_Strict):
     overdue_after_days: int = Field(default=30, ge=1)
 
 
+class EmailChannel(_Strict):
+    """Email through an SMTP connection (SmtpNotifier)."""
+
+    type: Literal["email"]
+    conn_id: str = "smtp_default"
+    to: tuple[str, ...] = Field(min_length=1)
+    from_email: str | None = None
+
+
+class SlackChannel(_Strict):
+    """A Slack incoming webhook connection of type ``slackwebhook`` (SlackWebhookNotifier)."""
+
+    type: Literal["slack"]
+    conn_id: str = "slack_default"
+
+
+class HttpChannel(_Strict):
+    """A generic webhook: JSON POST to an ``http`` connection's URL plus ``endpoint`` (HttpNotifier)."""
+
+    type: Literal["http"]
+    conn_id: str = "http_default"
+    endpoint: str | None = None
+
+
+AlertChannel = Annotated[EmailChannel | SlackChannel | HttpChannel, Field(discriminator="type")]
+
+
+class TaskDefaults(_Strict):
+    retries: int = Field(default=2, ge=0, le=10)
+    retry_delay_seconds: int = Field(default=60, ge=0)
+
+
+class Alerts(_Strict):
+    on_failure: bool = True
+    needs_attention: bool = True
+    channels: tuple[AlertChannel, ...] = ()
+
+
 class Config(_Strict):
     path: Path
     staging: Staging = Staging()
     warehouse: WarehouseSettings = WarehouseSettings()
+    tasks: TaskDefaults = TaskDefaults()
+    alerts: Alerts = Alerts()
     accounts: tuple[Account, ...]
     operations: dict[str, Operation]
 
@@ -103,6 +144,10 @@ class Config(_Strict):
             return str((self.path.parent / self.staging.url).resolve())
         home = os.environ.get("AIRFLOW_HOME", str(Path.home() / "airflow"))
         return str(Path(home) / "usdirect-staging")
+
+    def pool(self, account: Account) -> str:
+        """The Airflow pool capping the account's concurrent API-calling tasks."""
+        return f"usdirect_{account.id}"
 
     def dag_id(self, account: Account, operation: str) -> str:
         """Plain ids for the first account, account-qualified ids for the others."""

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from airflow.sdk import DAG, CronDataIntervalTimetable
 
 from usdirect.config import Account, Config, load_config
+from usdirect.notifications import UsDirectFailureNotifier
 
 # Operations that fetch "what changed in this window": each run owns [data_interval_start, end),
 # so scheduled runs and backfills cover every window exactly once.
@@ -45,11 +46,18 @@ def build_dags(operation: str, define: Define) -> dict[str, DAG]:
     dags: dict[str, DAG] = {}
     for account in cfg.accounts:
         dag_id = cfg.dag_id(account, operation)
-        default_args = {
-            "retries": 2,
-            "retry_delay": dt.timedelta(minutes=1),
+        default_args: dict[str, object] = {
+            "retries": cfg.tasks.retries,
+            "retry_delay": dt.timedelta(seconds=cfg.tasks.retry_delay_seconds),
             "retry_exponential_backoff": True,
+            # Caps the account's concurrent API-calling tasks; a task that calls no API may set
+            # pool="default_pool". The pool must exist (`airflow pools set usdirect_<id> N ...`).
+            "pool": cfg.pool(account),
         }
+        if cfg.alerts.on_failure and cfg.alerts.channels:
+            default_args["on_failure_callback"] = [
+                UsDirectFailureNotifier(account.id, operation, cfg.alerts.channels)
+            ]
         with DAG(
             dag_id=dag_id,
             schedule=_schedule(operation, op.schedule),

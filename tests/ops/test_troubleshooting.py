@@ -1,0 +1,163 @@
+"""Each error the package raises maps to a plain cause, the fix and the guide section that covers it."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pytest
+
+from usdirect.config import Account
+from usdirect.hooks.errors import (
+    AuthenticationError,
+    ConnectionConfigError,
+    DuplicateError,
+    OutcomeUnknownError,
+    RateLimitExhaustedError,
+    TransientExhaustedError,
+    ValidationError,
+)
+from usdirect.mapping.errors import RejectShareExceededError
+from usdirect.troubleshooting import attention, diagnose, redact
+
+ACCOUNT = Account(id="east", usdirect_conn_id="usdirect_east", warehouse_conn_id="wh_east")
+
+
+@pytest.mark.parametrize(
+    ("error", "cause", "fix"),
+    [
+        (
+            AuthenticationError("Reseller Token", 401),
+            "Reseller Token rejected by US Direct (401)",
+            "update it on connection usdirect_east, then press Test on the connection",
+        ),
+        (
+            AuthenticationError(
+                "API Token", 401, "API Token rejected (401) on ping: the flxpoint connection 'flx_b'"
+            ),
+            "API Token rejected by the platform (401)",
+            "update it on connection flx_b, then press Test on the connection",
+        ),
+        (
+            AuthenticationError("Feed URL", 403),
+            "Feed URL is valid but has no access to this resource at US Direct (403)",
+            "ask US Direct to enable this resource for the account behind the Feed URL on connection "
+            "usdirect_east, or enter the Feed URL of the entitled account there",
+        ),
+        (
+            AuthenticationError("Feed URL", 404),
+            "Feed URL rejected by US Direct (404); its key has probably changed",
+            "copy the current Feed URL from the US Direct reseller portal into connection usdirect_east, "
+            "then press Test on the connection",
+        ),
+    ],
+)
+def test_credential_errors_name_the_credential_and_the_connection(
+    error: Exception, cause: str, fix: str
+) -> None:
+    found = diagnose(error, ACCOUNT, "get_invoices")
+    assert (found.cause, found.fix, found.guide) == (cause, fix, "README.md#connection-not-authenticating")
+
+
+@pytest.mark.parametrize(
+    ("error", "operation", "section", "words"),
+    [
+        (
+            ConnectionConfigError("Reseller Token is empty on x: enter it"),
+            "get_invoices",
+            "connection-not",
+            "empty",
+        ),
+        (
+            ValidationError([{"field": "ship_to.state", "message": "AK"}]),
+            "send_orders",
+            "orders-not",
+            "ship_to",
+        ),
+        (OutcomeUnknownError("POST /v1/orders: timeout"), "send_orders", "orders-not", "never created twice"),
+        (
+            RateLimitExhaustedError("still 429", "429"),
+            "get_shipments",
+            "no-tracking",
+            "rate_limit on connection usdirect_east",
+        ),
+        (
+            TransientExhaustedError("still 503", "503"),
+            "get_invoices",
+            "invoices-not",
+            "API Base URL of connection usdirect_east",
+        ),
+        (DuplicateError("UD-1"), "send_orders", "orders-not", "existing record"),
+        (
+            RejectShareExceededError("12 of 100 rows rejected"),
+            "get_invoices",
+            "invoices-not",
+            "usdirect_rejects",
+        ),
+        (
+            RejectShareExceededError("12 of 100 rows rejected"),
+            "get_inventory",
+            "inventory-not",
+            "max_reject_share",
+        ),
+        (KeyError("x"), "get_inventory", "inventory-not", "report it with the log"),
+    ],
+)
+def test_typed_errors_get_their_guide_section(
+    error: Exception, operation: str, section: str, words: str
+) -> None:
+    found = diagnose(error, ACCOUNT, operation)
+    assert found.guide.startswith(f"README.md#{section}")
+    assert words in found.cause + " " + found.fix
+
+
+def test_guard_errors_are_recognised_by_class_name() -> None:
+    class FeedShrinkGuardError(RuntimeError):
+        pass
+
+    found = diagnose(FeedShrinkGuardError("feed has 10 rows, last good 1000"), ACCOUNT, "get_inventory")
+    assert found.cause.startswith("feed guard tripped")
+    assert '{"allow_shrink": true}' in found.fix
+
+
+def test_missing_connection_says_which_one_to_create() -> None:
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    found = diagnose(
+        AirflowNotFoundException("The conn_id `usdirect_east` isn't defined"), ACCOUNT, "send_orders"
+    )
+    assert found.cause == "connection usdirect_east does not exist in this Airflow"
+    assert found.guide == "README.md#tasks-stay-queued-or-a-connection-is-missing"
+
+
+def test_redact_strips_url_keys_and_known_secrets() -> None:
+    text = "GET https://feeds.example/inv.csv?key=abc123 failed; Bearer s3cr3t-token"
+    assert redact(text, ["s3cr3t-token"]) == "GET https://feeds.example/inv.csv?*** failed; Bearer ***"
+
+
+def test_attention_reasons_have_fixes_and_unknown_reasons_are_refused() -> None:
+    assert attention("invoices_overdue", "3 POs", "get_invoices").guide.endswith(
+        "invoices-not-pulling-or-not-mapping"
+    )
+    assert attention("reject_share_high", "7%", "get_inventory").section == "inventory"
+    with pytest.raises(ValueError, match="unknown attention reason"):
+        attention("cosmic_rays", "?", "get_inventory")
+
+
+def test_reject_share_error_from_the_mapping_layer_is_diagnosed() -> None:
+    from usdirect.mapping import check_reject_share
+    from usdirect.targets.audit import REJECT_SCHEMA
+
+    rejects = pa.table(
+        {
+            "operation": ["inventory"] * 3,
+            "row_number": [1, 2, 3],
+            "key": ["a", "b", "c"],
+            "reason": ["bad cost"] * 3,
+            "raw": ["{}"] * 3,
+        },
+        schema=REJECT_SCHEMA,
+    )
+    with pytest.raises(Exception) as caught:
+        check_reject_share(10, rejects, 0.05)
+    found = diagnose(caught.value, ACCOUNT, "get_inventory")
+    assert found.cause.startswith("too many rows were rejected")
+    assert "bad cost" in found.cause
