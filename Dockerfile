@@ -13,4 +13,6 @@ RUN pip install --no-cache-dir --no-deps /opt/usdirect
 
 COPY --chown=airflow:root dags/ /opt/airflow/dags/
 COPY --chown=airflow:root include/ /opt/airflow/include/
-ENV USDIRECT_CONFIG=/opt/airflow/include/usdirect.yaml
+# feed_url embeds its key: Airflow masks connection extras by key name, so name it sensitive.
+ENV USDIRECT_CONFIG=/opt/airflow/include/usdirect.yaml \
+    AIRFLOW__CORE__SENSITIVE_VAR_CONN_NAMES=feed_url,reseller_token

@@ -11,6 +11,7 @@ export AIRFLOW_HOME := $(CURDIR)/.airflow
 export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export AIRFLOW__CORE__TEST_CONNECTION := Enabled
+export AIRFLOW__CORE__SENSITIVE_VAR_CONN_NAMES := feed_url
 export USDIRECT_CONFIG ?= $(CURDIR)/include/usdirect.yaml
 
 .PHONY: install demo test lint bench airflow lock clean browser-deps
@@ -45,6 +46,7 @@ browser-deps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; }
 
 bench: install
+	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -r requirements-bench.txt
 	$(BIN)/python -m benchmarks
 
 airflow: install
@@ -53,7 +55,7 @@ airflow: install
 # Re-resolve the lock from requirements*.txt in a throw-away venv (needs the package index).
 lock:
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
-	.lock-venv/bin/pip install --quiet -r requirements.txt -r requirements-dev.txt
+	.lock-venv/bin/pip install --quiet -r requirements.txt -r requirements-dev.txt -r requirements-bench.txt
 	{ echo "# Full lock from a clean resolve of requirements.txt + requirements-dev.txt on Python 3.11."; \
 	  echo "# Regenerate with: make lock"; .lock-venv/bin/pip freeze --exclude-editable; } > constraints.txt
 	rm -rf .lock-venv

@@ -12,6 +12,7 @@ import yaml
 
 from sandbox.runner import SandboxInfo
 from tests.conftest import REPO, conn_env_var
+from tests.ops.receivers import WebhookReceiver
 from tests.orders.conftest import FAST_CLIENT, FAST_HTTP, FAST_SANDBOX
 from usdirect.targets import orders_warehouse as ow
 from usdirect.targets.sql import Warehouse
@@ -23,12 +24,15 @@ TEMPLATE_FILES = {
 }
 
 
-def _config(tmp: Path, targets: list[str]) -> Path:
+def _config(tmp: Path, targets: list[str], webhook_conn: str | None = None) -> Path:
     raw = yaml.safe_load((REPO / "include" / "usdirect.yaml").read_text())
     for op in raw["operations"].values():
         op["template"] = str(REPO / "include" / op["template"])
     raw["accounts"] = [{**raw["accounts"][0], "targets": targets}]
     raw["alerts"] = {"on_failure": False, "needs_attention": False, "channels": []}
+    if webhook_conn:
+        channel = {"type": "http", "conn_id": webhook_conn, "endpoint": "/alerts"}
+        raw["alerts"] = {"on_failure": True, "needs_attention": True, "channels": [channel]}
     raw["staging"] = {"url": str(tmp / "staging")}
     path = tmp / "usdirect.yaml"
     path.write_text(yaml.safe_dump(raw))
@@ -49,6 +53,7 @@ def _states(run: Any) -> dict[str, str]:
 
 @pytest.fixture
 def dag_env(
+    request: pytest.FixtureRequest,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     airflow_db: Path,
@@ -61,7 +66,13 @@ def dag_env(
     monkeypatch.setenv(
         *conn_env_var("usdirect_warehouse", {"conn_type": "duckdb", "host": str(tmp_path / "w.duckdb")})
     )
-    monkeypatch.setenv("USDIRECT_CONFIG", str(_config(tmp_path, ["warehouse", "platform"])))
+    webhook = WebhookReceiver().start()
+    request.addfinalizer(webhook.stop)
+    monkeypatch.setenv(
+        *conn_env_var("orders_alerts", {"conn_type": "http", "host": "127.0.0.1", "port": webhook.port})
+    )
+    monkeypatch.setenv("USDIRECT_CONFIG", str(_config(tmp_path, ["warehouse", "platform"], "orders_alerts")))
+    request.node.webhook = webhook
     return sb, Warehouse.from_conn_id("usdirect_warehouse"), tmp_path
 
 
@@ -75,7 +86,9 @@ def _runs(wh: Warehouse) -> list[tuple]:
 
 
 def test_send_ship_invoice_dags_run_green_end_to_end(
-    dag_env: tuple[SandboxInfo, Warehouse, Path], caplog: pytest.LogCaptureFixture
+    dag_env: tuple[SandboxInfo, Warehouse, Path],
+    caplog: pytest.LogCaptureFixture,
+    request: pytest.FixtureRequest,
 ) -> None:
     sb, wh, tmp = dag_env
     start = sb.clock_now()
@@ -101,6 +114,10 @@ def test_send_ship_invoice_dags_run_green_end_to_end(
         "Processed",
         "Unprocessed",
     ]
+    alert = request.node.webhook.wait_for(lambda r: r.json().get("reason") == "orders_need_attention").json()
+    assert alert["dag_id"] == "usdirect_send_orders" and alert["kind"] == "needs_attention"
+    assert "5 order(s) need a person" in alert["text"]
+    assert {"54021-1", "54022-1"} <= set(alert["details"])
 
     sb.advance_clock(days=4)
     run = _dag("usdirect_get_shipments").test(logical_date=start)

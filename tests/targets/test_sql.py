@@ -103,3 +103,30 @@ def test_statements_share_the_transaction(warehouse: Warehouse) -> None:
         assert warehouse.fetchall(
             conn, "SELECT count(*) FROM information_schema.tables WHERE table_name = %s", ("txn_check",)
         ) == [(0,)]
+
+
+def test_duckdb_waits_for_another_process_lock(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A second writer waits for the DuckDB file lock instead of failing (tasks of two DAGs)."""
+    import subprocess
+    import sys
+    import time
+
+    db = tmp_path / "locked.duckdb"
+    monkeypatch.setenv(*conn_env_var("wh_lock", {"conn_type": "duckdb", "host": str(db)}))
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"import duckdb, time; c = duckdb.connect({str(db)!r}); "
+            "print('locked', flush=True); time.sleep(2)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout.readline().strip() == "locked"
+    started = time.monotonic()
+    wh = Warehouse.from_conn_id("wh_lock")
+    with wh.connect() as conn:
+        assert wh.fetchall(conn, "SELECT 42") == [(42,)]
+    assert time.monotonic() - started > 0.5  # it really waited for the other process
+    holder.wait(timeout=10)

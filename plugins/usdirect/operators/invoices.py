@@ -52,6 +52,16 @@ def fetch_invoices(account_id: str) -> dict[str, int]:
         for po, problem in fetched.overdue.items():
             run.record.counts.setdefault("overdue_pos", []).append(po)
             invoices.log.warning("PO %s: %s", po, problem)
+        if fetched.overdue:
+            from usdirect.notifications import alert_needs_attention
+
+            alert_needs_attention(
+                run,
+                "invoices_overdue",
+                f"{len(fetched.overdue)} shipped PO(s) have no invoice after "
+                f"{settings.overdue_after_days} days",
+                dict(list(fetched.overdue.items())[:10]),
+            )
         counts = fetched.counts
         run.record.counts.update(counts | {"candidates": len(wanted)})
         run.record.rows_in = len(wanted)

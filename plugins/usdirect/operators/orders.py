@@ -53,9 +53,18 @@ def send_orders(account_id: str) -> dict[str, int]:
         run.record.rows_in = len(report.outcomes)
         run.record.rows_out = counts[orders.SUBMITTED]
         run.record.rows_rejected = counts[orders.NEEDS_ATTENTION]
-        for outcome in report.outcomes:
-            if outcome.kind == orders.NEEDS_ATTENTION:
-                log.warning("PO %s needs attention: %s", outcome.po_number, outcome.message)
+        attention = [o for o in report.outcomes if o.kind == orders.NEEDS_ATTENTION]
+        for outcome in attention:
+            log.warning("PO %s needs attention: %s", outcome.po_number, outcome.message)
+        if attention and not options.dry_run:
+            from usdirect.notifications import alert_needs_attention
+
+            alert_needs_attention(
+                run,
+                "orders_need_attention",
+                f"{len(attention)} order(s) need a person; nothing was sent for them",
+                {o.po_number: o.message for o in attention[:10]},
+            )
         if options.dry_run:
             _show_payloads(run, report)
         unfinished = report.unfinished

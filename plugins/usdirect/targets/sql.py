@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import re
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ import pyarrow.csv as pacsv
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _COPY_CHUNK = 8 << 20
+DUCKDB_LOCK_WAIT_S = 300.0
 
 
 class WarehouseConfigError(ValueError):
@@ -75,10 +77,31 @@ class Warehouse:
             return f"{quote_ident(self.schema)}.{quote_ident(name)}"
         return quote_ident(name)
 
+    def _open(self) -> Any:
+        """Open a connection; DuckDB allows one writing process per file, so wait for the lock.
+
+        Two tasks of different DAGs (or backfill runs) can reach the same DuckDB file at once;
+        the second one waits up to ``DUCKDB_LOCK_WAIT_S`` instead of failing the run.
+        """
+        if self.dialect != "duckdb":
+            return self._hook.get_conn()
+        import duckdb
+
+        deadline = time.monotonic() + DUCKDB_LOCK_WAIT_S
+        delay = 0.05
+        while True:
+            try:
+                return self._hook.get_conn()
+            except duckdb.IOException as exc:
+                if "lock" not in str(exc).lower() or time.monotonic() + delay > deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
     @contextmanager
     def connect(self) -> Iterator[Any]:
         """A DB-API connection in one transaction: committed on success, rolled back on error."""
-        conn = self._hook.get_conn()
+        conn = self._open()
         try:
             if self.dialect == "duckdb":
                 conn.execute("BEGIN TRANSACTION")
