@@ -14,6 +14,7 @@ from airflow.sdk import Param, task
 
 from usdirect.config import Account, Config
 from usdirect.operators.base import OperationRun, operation_run
+from usdirect.operators.delivery import deliver_staged_to_platform, wire_targets
 
 STAGE = "invoices"
 
@@ -106,34 +107,13 @@ def load_warehouse(account_id: str, fetched: dict[str, int]) -> dict[str, int]:
 @task(task_id="deliver_invoices_platform")
 def deliver_platform(account_id: str, fetched: dict[str, int]) -> dict[str, int]:
     """POST new source invoices, PATCH changed statuses."""
-    from usdirect.hooks.flxpoint import FlxpointHook
     from usdirect.pipelines import invoices
-    from usdirect.pipelines.shipments import Batch
 
-    with operation_run("get_invoices", account_id) as run:
-        batch = Batch.read(run.staging(STAGE))
-        with FlxpointHook(run.account.flxpoint_conn_id) as platform:
-            result = invoices.deliver_platform(platform, batch, run.warehouse())
-        errors = result.pop("errors")
-        run.record.counts.update(result | {"errors": len(errors)})
-        run.record.rows_in = batch.parents.num_rows
-        run.record.rows_changed = result.get("created", 0) + result.get("status_updated", 0)
-        run.record.rows_rejected = len(errors)
-        if errors:
-            raise RuntimeError(
-                f"{len(errors)} invoice(s) not delivered to the platform: " + "; ".join(errors[:10])
-            )
-        return result
+    return deliver_staged_to_platform("get_invoices", account_id, STAGE, "invoice", invoices.deliver_platform)
 
 
 def define_get_invoices(cfg: Config, account: Account) -> None:
-    fetched = fetch_invoices(account.id)
-    targets = cfg.targets(account)
-    loaded = load_warehouse(account.id, fetched) if "warehouse" in targets else None
-    if "platform" in targets:
-        delivered = deliver_platform(account.id, fetched)
-        if loaded is not None:
-            loaded >> delivered
+    wire_targets(cfg, account, fetch_invoices, load_warehouse, deliver_platform)
 
 
 define_get_invoices.params = {

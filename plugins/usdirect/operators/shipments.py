@@ -13,6 +13,7 @@ from airflow.sdk import task
 
 from usdirect.config import Account, Config
 from usdirect.operators.base import operation_run
+from usdirect.operators.delivery import deliver_staged_to_platform, wire_targets
 
 STAGE = "shipments"
 
@@ -71,30 +72,12 @@ def load_warehouse(account_id: str, fetched: dict[str, int]) -> dict[str, int]:
 @task(task_id="deliver_shipments_platform")
 def deliver_platform(account_id: str, fetched: dict[str, int]) -> dict[str, int]:
     """POST new shipments, PATCH changed statuses; an unknown FR fails the task with its reason."""
-    from usdirect.hooks.flxpoint import FlxpointHook
     from usdirect.pipelines import shipments
 
-    with operation_run("get_shipments", account_id) as run:
-        batch = shipments.Batch.read(run.staging(STAGE))
-        with FlxpointHook(run.account.flxpoint_conn_id) as platform:
-            result = shipments.deliver_platform(platform, batch, run.warehouse())
-        errors = result.pop("errors")
-        run.record.counts.update(result | {"errors": len(errors)})
-        run.record.rows_in = batch.parents.num_rows
-        run.record.rows_changed = result.get("created", 0) + result.get("status_updated", 0)
-        run.record.rows_rejected = len(errors)
-        if errors:
-            raise RuntimeError(
-                f"{len(errors)} shipment(s) not delivered to the platform: " + "; ".join(errors[:10])
-            )
-        return result
+    return deliver_staged_to_platform(
+        "get_shipments", account_id, STAGE, "shipment", shipments.deliver_platform
+    )
 
 
 def define_get_shipments(cfg: Config, account: Account) -> None:
-    fetched = fetch_shipments(account.id)
-    targets = cfg.targets(account)
-    loaded = load_warehouse(account.id, fetched) if "warehouse" in targets else None
-    if "platform" in targets:
-        delivered = deliver_platform(account.id, fetched)
-        if loaded is not None:
-            loaded >> delivered
+    wire_targets(cfg, account, fetch_shipments, load_warehouse, deliver_platform)
