@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import uuid
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ import pytest
 
 from sandbox.runner import SandboxInfo
 from tests.conftest import REPO, conn_env_var
+from tests.contract_examples import CONTRACT_FR
 from usdirect.targets.sql import Warehouse
 
 
@@ -45,26 +47,10 @@ def duck_wh(monkeypatch: pytest.MonkeyPatch, duckdb_path: Path) -> Warehouse:
 
 def make_fr(fr_id: int, po: str, **overrides: Any) -> dict[str, Any]:
     """A platform-shaped fulfillment request that passes every pre-validation rule."""
-    fr: dict[str, Any] = {
+    fr: dict[str, Any] = copy.deepcopy(CONTRACT_FR) | {
         "id": fr_id,
         "fulfillmentRequestNumber": po,
         "orderNumber": f"SHOP-{fr_id}",
-        "status": "Unprocessed",
-        "sourceName": "US Direct",
-        "insertedAt": "2026-11-20T08:00:00Z",
-        "shippingMethod": {"carrier": "UPS", "method": "Ground", "shippingCode": "UPSG"},
-        "shippingAddress": {
-            "name": "Dana Reyes",
-            "companyName": None,
-            "addressLine1": "123 Main St",
-            "addressLine2": "Apt 4",
-            "city": "Austin",
-            "stateCode": "TX",
-            "postal": "78701",
-            "countryCode": "US",
-            "phone": "512-555-0100",
-            "email": "dana@example.com",
-        },
         "items": [
             {"id": fr_id * 10 + 1, "sku": "USD-10234", "quantity": 2, "cost": 12.49, "title": "Grill Brush"},
             {"id": fr_id * 10 + 2, "sku": "USD-10500", "quantity": 1, "cost": 5.0, "title": "Tongs"},

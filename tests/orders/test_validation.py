@@ -7,28 +7,11 @@ from typing import Any
 
 import pytest
 
+from tests.contract_examples import CONTRACT_PO
 from tests.orders.conftest import make_fr
 from usdirect.pipelines import orders
 
-GOOD: dict[str, Any] = {
-    "po_number": "54007-1",
-    "customer_order_number": "SHOP-99812",
-    "order_date": "2026-11-20",
-    "shipping_code": "UPS-GND",
-    "ship_to": {
-        "name": "Dana Reyes",
-        "company": None,
-        "address1": "123 Main St",
-        "address2": "Apt 4",
-        "city": "Austin",
-        "state": "TX",
-        "postal_code": "78701",
-        "country": "US",
-        "phone": "512-555-0100",
-        "email": "dana@example.com",
-    },
-    "lines": [{"line_number": 1, "item_number": "10234", "quantity": 2, "unit_cost": "12.49"}],
-}
+GOOD: dict[str, Any] = copy.deepcopy(CONTRACT_PO)
 
 
 def _with(path: str, value: Any) -> dict[str, Any]:
