@@ -1,13 +1,19 @@
-"""Fixtures for the inventory tests: a warehouse on a real DuckDB file or a real Postgres database."""
+"""Fixtures for the inventory tests: a warehouse on a real DuckDB file or a real Postgres database,
+and ``make_env`` for running the inventory DAGs against a private sandbox."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
-from tests.conftest import conn_env_var
+from sandbox.runner import SandboxInfo
+from tests.conftest import REPO, conn_env_var
 from usdirect.targets.sql import Warehouse
 
 
@@ -30,3 +36,64 @@ def wh(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path
     """A warehouse with a schema of its own, so Postgres tests sharing one database never collide."""
     monkeypatch.setenv(*conn_env_var("inv_wh", warehouse_conn(request.param, request, tmp_path)))
     return Warehouse.from_conn_id("inv_wh", schema=f"inv_{uuid.uuid4().hex[:8]}")
+
+
+@dataclass
+class Env:
+    sandbox: SandboxInfo
+    wh: Warehouse
+    tmp: Path
+
+    def dag(self, dag_id: str) -> Any:
+        from airflow.dag_processing.dagbag import DagBag
+
+        bag = DagBag(dag_folder=str(REPO / "dags"))
+        assert bag.import_errors == {}
+        return bag.get_dag(dag_id)
+
+    def run(self, dag_id: str, **kwargs: Any) -> Any:
+        return self.dag(dag_id).test(**kwargs)
+
+    def task_states(self, run: Any) -> dict[str, str]:
+        return {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
+
+    def platform_calls(self) -> dict[str, dict[str, int]]:
+        return self.sandbox.stats("flxpoint")["requests"]
+
+
+def _config(tmp: Path, targets: list[str], schema: str | None) -> Path:
+    raw = yaml.safe_load((REPO / "include" / "usdirect.yaml").read_text())
+    for op in raw["operations"].values():
+        op["template"] = str(REPO / "include" / op["template"])
+    raw["accounts"] = [{**raw["accounts"][0], "targets": targets}]
+    raw["alerts"] = {"on_failure": False, "needs_attention": False, "channels": []}
+    raw["staging"] = {"url": str(tmp / "staging")}
+    raw["warehouse"] = {"schema": schema}
+    raw["tasks"] = {"retries": 0, "retry_delay_seconds": 0}  # a failure shows at once
+    path = tmp / "usdirect.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+@pytest.fixture
+def make_env(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    airflow_db: Path,
+    sandbox_factory: Callable[..., SandboxInfo],
+    request: pytest.FixtureRequest,
+) -> Iterator[Callable[..., Env]]:
+    def make(kind: str, targets: list[str], **sandbox_options: Any) -> Env:
+        sb = sandbox_factory(**sandbox_options)
+        conns = sb.connections()
+        for conn in conns.values():  # fail fast when a test makes a call fail for good
+            conn["extra"] = {**conn.get("extra", {}), "max_attempts": 3, "backoff_base": 0.05}
+        for conn_id, conn in conns.items():
+            monkeypatch.setenv(*conn_env_var(conn_id, conn))
+        monkeypatch.setenv(*conn_env_var("usdirect_warehouse", warehouse_conn(kind, request, tmp_path)))
+        # Postgres tests share the session database: each gets a schema of its own.
+        schema = f"inv_e2e_{uuid.uuid4().hex[:8]}" if kind == "postgres" else None
+        monkeypatch.setenv("USDIRECT_CONFIG", str(_config(tmp_path, targets, schema)))
+        return Env(sb, Warehouse.from_conn_id("usdirect_warehouse", schema=schema), tmp_path)
+
+    yield make

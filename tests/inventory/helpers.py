@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from sandbox.runner import SandboxInfo
 from usdirect.pipelines.inventory_dedupe import ROW, dedupe_and_hash
 from usdirect.pipelines.inventory_schema import conform
 from usdirect.targets.sql import Warehouse
@@ -71,3 +73,38 @@ def history(wh: Warehouse, account: str = "main") -> list[dict[str, Any]]:
         )
         names = [d[0] for d in cur.description]
         return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+
+CAP = 100  # the feed's capped quantities ('100+')
+
+
+def money(text: str | None) -> Decimal | None:
+    return None if text in (None, "") else Decimal(text.replace("$", "").replace(",", ""))
+
+
+def truth(sb: SandboxInfo) -> dict[str, dict[str, Any]]:
+    """Expected mapped values per platform SKU, from the sandbox's ground truth."""
+    data = sb.catalog_truth()
+    out = {}
+    for r in data["rows"]:
+        out[f"USD-{r['sku']}"] = {
+            "cost": money(r["cost"]),
+            "msrp": money(r["msrp"]),
+            "map": money(r["map"]),
+            "quantity": min(int(r["quantity"]), CAP),
+            "status": r["status"],
+            "archived": r["status"] == "discontinued",
+        }
+    return out
+
+
+def assert_warehouse_matches(env: Any, gone: set[str] = frozenset()) -> dict[str, dict[str, Any]]:
+    expected = truth(env.sandbox)
+    stored = inventory(env.wh)
+    for sku, want in expected.items():
+        got = {k: stored[sku][k] for k in want}
+        assert got == want, sku
+    for sku in gone:
+        assert stored[sku]["archived"] is True, sku
+    assert set(stored) == set(expected) | set(gone)
+    return expected

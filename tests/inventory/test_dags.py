@@ -6,119 +6,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from decimal import Decimal
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
-import pytest
-import yaml
-
-from sandbox.runner import SandboxInfo
-from tests.conftest import REPO, conn_env_var
-from tests.inventory.conftest import warehouse_conn
-from tests.inventory.helpers import history, inventory
-from usdirect.targets.sql import Warehouse
-
-CAP = 100
-
-
-@dataclass
-class Env:
-    sandbox: SandboxInfo
-    wh: Warehouse
-    tmp: Path
-
-    def dag(self, dag_id: str) -> Any:
-        from airflow.dag_processing.dagbag import DagBag
-
-        bag = DagBag(dag_folder=str(REPO / "dags"))
-        assert bag.import_errors == {}
-        return bag.get_dag(dag_id)
-
-    def run(self, dag_id: str, **kwargs: Any) -> Any:
-        return self.dag(dag_id).test(**kwargs)
-
-    def task_states(self, run: Any) -> dict[str, str]:
-        return {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
-
-    def platform_calls(self) -> dict[str, dict[str, int]]:
-        return self.sandbox.stats("flxpoint")["requests"]
-
-
-def _config(tmp: Path, targets: list[str], schema: str | None) -> Path:
-    raw = yaml.safe_load((REPO / "include" / "usdirect.yaml").read_text())
-    for op in raw["operations"].values():
-        op["template"] = str(REPO / "include" / op["template"])
-    raw["accounts"] = [{**raw["accounts"][0], "targets": targets}]
-    raw["alerts"] = {"on_failure": False, "needs_attention": False, "channels": []}
-    raw["staging"] = {"url": str(tmp / "staging")}
-    raw["warehouse"] = {"schema": schema}
-    raw["tasks"] = {"retries": 0, "retry_delay_seconds": 0}  # a failure shows at once
-    path = tmp / "usdirect.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    return path
-
-
-@pytest.fixture
-def make_env(
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    airflow_db: Path,
-    sandbox_factory: Callable[..., SandboxInfo],
-    request: pytest.FixtureRequest,
-) -> Iterator[Callable[..., Env]]:
-    def make(kind: str, targets: list[str], **sandbox_options: Any) -> Env:
-        sb = sandbox_factory(**sandbox_options)
-        conns = sb.connections()
-        for conn in conns.values():  # fail fast when a test makes a call fail for good
-            conn["extra"] = {**conn.get("extra", {}), "max_attempts": 3, "backoff_base": 0.05}
-        for conn_id, conn in conns.items():
-            monkeypatch.setenv(*conn_env_var(conn_id, conn))
-        monkeypatch.setenv(*conn_env_var("usdirect_warehouse", warehouse_conn(kind, request, tmp_path)))
-        # Postgres tests share the session database: each gets a schema of its own.
-        schema = f"inv_e2e_{uuid.uuid4().hex[:8]}" if kind == "postgres" else None
-        monkeypatch.setenv("USDIRECT_CONFIG", str(_config(tmp_path, targets, schema)))
-        return Env(sb, Warehouse.from_conn_id("usdirect_warehouse", schema=schema), tmp_path)
-
-    yield make
-
+from tests.inventory.conftest import Env
+from tests.inventory.helpers import assert_warehouse_matches, history, inventory, money, truth
 
 # --------------------------------------------------------------------------------------------- expectations
-
-
-def _money(text: str | None) -> Decimal | None:
-    return None if text in (None, "") else Decimal(text.replace("$", "").replace(",", ""))
-
-
-def _truth(sb: SandboxInfo) -> dict[str, dict[str, Any]]:
-    """Expected mapped values per platform SKU, from the sandbox's ground truth."""
-    data = sb.catalog_truth()
-    out = {}
-    for r in data["rows"]:
-        out[f"USD-{r['sku']}"] = {
-            "cost": _money(r["cost"]),
-            "msrp": _money(r["msrp"]),
-            "map": _money(r["map"]),
-            "quantity": min(int(r["quantity"]), CAP),
-            "status": r["status"],
-            "archived": r["status"] == "discontinued",
-        }
-    return out
-
-
-def _assert_warehouse_matches(env: Env, gone: set[str] = frozenset()) -> dict[str, dict[str, Any]]:
-    truth = _truth(env.sandbox)
-    stored = inventory(env.wh)
-    for sku, want in truth.items():
-        got = {k: stored[sku][k] for k in want}
-        assert got == want, sku
-    for sku in gone:
-        assert stored[sku]["archived"] is True, sku
-    assert set(stored) == set(truth) | set(gone)
-    return truth
 
 
 def _assert_platform_matches(
@@ -126,17 +20,17 @@ def _assert_platform_matches(
 ) -> None:
     """``never_created``: SKUs discontinued when the full feed first listed them (nothing to sell;
     a later change from /v1/inventory cannot create them either: the next full feed does)."""
-    truth = _truth(env.sandbox)
+    expected = truth(env.sandbox)
     variants = {v["sku"]: v for v in env.sandbox.platform("variants")}
-    for sku, want in truth.items():
+    for sku, want in expected.items():
         if sku not in variants:
             assert want["archived"] or sku in never_created, sku
             continue
         v = variants[sku]
         got = {
-            "cost": _money(str(v["cost"])) if v["cost"] is not None else None,
-            "msrp": _money(str(v["msrp"])) if v.get("msrp") is not None else None,
-            "map": _money(str(v["map"])) if v.get("map") is not None else None,
+            "cost": money(str(v["cost"])) if v["cost"] is not None else None,
+            "msrp": money(str(v["msrp"])) if v.get("msrp") is not None else None,
+            "map": money(str(v["map"])) if v.get("map") is not None else None,
             "quantity": v["quantity"],
         }
         assert got == {k: want[k] for k in ("cost", "msrp", "map", "quantity")}, sku
@@ -165,7 +59,7 @@ def test_full_feed_duckdb_and_platform(make_env: Callable[..., Env]) -> None:
     assert run.state == "success", env.task_states(run)
     feed_calls = next(v for k, v in env.sandbox.stats()["requests"].items() if k.startswith("GET /feeds/"))
     assert feed_calls.get("fault:truncate") == 1 and feed_calls.get("200") == 2  # cut short, then retried
-    _assert_warehouse_matches(env)
+    assert_warehouse_matches(env)
     _assert_platform_matches(env)
     _no_429(env)
 
@@ -200,20 +94,20 @@ def test_full_feed_duckdb_and_platform(make_env: Callable[..., Env]) -> None:
     assert env.platform_calls() == before
 
     # Next catalog version: values, archive of removed SKUs, history, exact call count.
-    old = set(_truth(env.sandbox))
+    old = set(truth(env.sandbox))
     env.sandbox.next_catalog_version(price=0.05, quantity=0.2, new=0.03, removed=0.03)
     truth_before = {sku: dict(v) for sku, v in inventory(env.wh).items()}
     before = env.platform_calls()
     run = env.run("usdirect_get_inventory")
     assert run.state == "success", env.task_states(run)
-    gone = old - set(_truth(env.sandbox))
+    gone = old - set(truth(env.sandbox))
     assert gone
-    truth = _assert_warehouse_matches(env, gone)
+    expected = assert_warehouse_matches(env, gone)
     _assert_platform_matches(env, gone)
     _no_429(env)
     changed_tracked = {
         sku
-        for sku, want in truth.items()
+        for sku, want in expected.items()
         if sku in truth_before
         and any(truth_before[sku][f] != want[f] for f in ("cost", "msrp", "map", "quantity", "status"))
     }
@@ -221,7 +115,10 @@ def test_full_feed_duckdb_and_platform(make_env: Callable[..., Env]) -> None:
     newest = {h["sku"]: h for h in open_rows}
     assert {h["sku"] for h in history(env.wh) if h["run_id"] == run.run_id} == changed_tracked
     for sku in changed_tracked:
-        assert newest[sku]["cost"] == truth[sku]["cost"] and newest[sku]["quantity"] == truth[sku]["quantity"]
+        assert (
+            newest[sku]["cost"] == expected[sku]["cost"]
+            and newest[sku]["quantity"] == expected[sku]["quantity"]
+        )
     after = env.platform_calls()
     puts = _count(after, "PUT /inventory/variants") - _count(before, "PUT /inventory/variants")
     posts = _count(after, "POST /inventory/parents") - _count(before, "POST /inventory/parents")
@@ -263,7 +160,7 @@ def test_feed_not_recorded_until_every_target_took_it(make_env: Callable[..., En
     states = env.task_states(run)
     assert run.state == "success" and states["fetch_feed"] == "success", states
     assert _count(env.platform_calls(), "POST /inventory/parents") == math.ceil(
-        sum(1 for r in _truth(env.sandbox).values() if not r["archived"]) / 20
+        sum(1 for r in truth(env.sandbox).values() if not r["archived"]) / 20
     )
     _assert_platform_matches(env)
 
@@ -271,13 +168,13 @@ def test_feed_not_recorded_until_every_target_took_it(make_env: Callable[..., En
 def test_changes_dag_into_postgres_and_platform(make_env: Callable[..., Env]) -> None:
     env = make_env("postgres", ["warehouse", "platform"], catalog_size=300)
     assert env.run("usdirect_get_inventory").state == "success"
-    discontinued = {sku for sku, r in _truth(env.sandbox).items() if r["archived"]}
+    discontinued = {sku for sku, r in truth(env.sandbox).items() if r["archived"]}
     now = env.sandbox.clock_now()
     env.sandbox.next_catalog_version(price=0.05, quantity=0.1, new=0.0, removed=0.0)
     window_end = now + dt.timedelta(minutes=15)
     run = env.run("usdirect_get_inventory_changes", logical_date=window_end)
     assert run.state == "success", env.task_states(run)
-    _assert_warehouse_matches(env)
+    assert_warehouse_matches(env)
     _assert_platform_matches(env, never_created=discontinued)
     _no_429(env)
     first = _task_counts(env, run, "load_inventory_warehouse")

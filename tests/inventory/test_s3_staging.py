@@ -16,10 +16,8 @@ import pytest
 import yaml
 
 from tests.conftest import conn_env_var
-from tests.inventory.helpers import inventory
-
-# make_env (a fixture) and the value check are shared with the other full-feed DAG tests.
-from tests.inventory.test_dags import Env, _assert_warehouse_matches, make_env  # noqa: F401
+from tests.inventory.conftest import Env
+from tests.inventory.helpers import assert_warehouse_matches, inventory
 
 BUCKET = "usdirect-staging"
 STAGING_CONN = "usdirect_s3_staging"
@@ -80,7 +78,7 @@ def _parquet(s3: Any, key: str) -> pa.Table:
 
 
 def test_full_feed_stages_through_s3(
-    make_env: Callable[..., Env],  # noqa: F811 (the imported fixture)
+    make_env: Callable[..., Env],
     s3: Any,
     s3_endpoint: str,
     monkeypatch: pytest.MonkeyPatch,
@@ -90,7 +88,7 @@ def test_full_feed_stages_through_s3(
 
     run = env.run("usdirect_get_inventory")
     assert run.state == "success", env.task_states(run)
-    _assert_warehouse_matches(env)
+    assert_warehouse_matches(env)
 
     # Every file the tasks handed each other is in the bucket, under the run's own prefix.
     objects = _objects(s3)
