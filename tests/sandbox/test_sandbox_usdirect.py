@@ -15,24 +15,13 @@ import pytest
 from sandbox_testlib import api, assert_error, platform, reseller
 
 from sandbox.runner import SandboxInfo
+from tests.contract_examples import CONTRACT_PO
 
 SINCE_EVER = "2000-01-01T00:00:00Z"
 
 
 def _ship_to(**changes: object) -> dict:
-    ship_to = {
-        "name": "Dana Reyes",
-        "company": None,
-        "address1": "123 Main St",
-        "address2": "Apt 4",
-        "city": "Austin",
-        "state": "TX",
-        "postal_code": "78701",
-        "country": "US",
-        "phone": "512-555-0100",
-        "email": "dana@example.com",
-    }
-    return ship_to | changes
+    return dict(CONTRACT_PO["ship_to"]) | changes
 
 
 def _truth(sb: SandboxInfo) -> list[dict]:
