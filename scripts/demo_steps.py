@@ -80,6 +80,14 @@ def _rows(con: Any, sql: str) -> list[tuple]:
         return []
 
 
+def _reconciliation() -> dict[str, int]:
+    """PO counts per state (and how many have a problem), as the package's own helper reports them."""
+    from usdirect.targets.orders_warehouse import reconciliation_counts
+    from usdirect.targets.sql import Warehouse
+
+    return reconciliation_counts(Warehouse.from_conn_id("usdirect_warehouse"))
+
+
 def print_summary(warehouse: Path, results: list[tuple[str, int, float, Path]]) -> None:
     import duckdb
 
@@ -87,14 +95,15 @@ def print_summary(warehouse: Path, results: list[tuple[str, int, float, Path]]) 
     if not warehouse.exists():
         print("No warehouse was written: no operation ran.")
         return
+    recon = _reconciliation() if any(r[0] == "usdirect_send_orders" for r in results) else {}
     con = duckdb.connect(str(warehouse), read_only=True)
     runs = _rows(
         con,
-        "SELECT dag_id, task_id, outcome, rows_in, rows_out, rows_rejected, rows_changed, duration_s, counts "
+        "SELECT dag_id, task_id, outcome, rows_in, rows_out, rows_rejected, rows_changed, duration_s "
         "FROM usdirect_runs ORDER BY started_at",
     )
     print(f"{'task':<56} {'outcome':<8} {'in':>7} {'out':>7} {'rej':>5} {'chg':>7} {'secs':>5}")
-    for dag_id, task_id, outcome, rin, rout, rrej, rchg, dur, _ in runs:
+    for dag_id, task_id, outcome, rin, rout, rrej, rchg, dur in runs:
         cells = [rin, rout, rrej, rchg]
         n = [
             f"{v:>{w}}" if v is not None else f"{'-':>{w}}" for v, w in zip(cells, (7, 7, 5, 7), strict=True)
@@ -109,11 +118,12 @@ def print_summary(warehouse: Path, results: list[tuple[str, int, float, Path]]) 
         print("\nTop reject reasons:")
         for op, reason, n in reasons:
             print(f"  {n:>5}  {op}: {reason}")
-    recon = _rows(con, "SELECT state, count(*) FROM usdirect_po_reconciliation GROUP BY 1 ORDER BY 1")
     if recon:
+        with_problem = recon.pop("with_problem", 0)
         print("\nPurchase orders by state (usdirect_po_reconciliation):")
-        for state, n in recon:
+        for state, n in recon.items():
             print(f"  {n:>5}  {state}")
+        print(f"  {with_problem:>5}  of them with a problem noted (column 'problem')")
     attention = _rows(
         con,
         "SELECT po_number, last_error FROM fulfillment_requests WHERE status = 'needs_attention' "
