@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from pathlib import Path
 
@@ -142,3 +145,31 @@ def test_adopted_catalog_publishes_only_differences(wh: Warehouse, tmp_path: Pat
     plan = plan_publish(wh, "main", v2, tmp_path / "p1", writable, full=True)
     assert (plan.updated, plan.archived, plan.created, plan.unchanged) == (1, 1, 1, 1)
     assert plan.calls == 2  # one PUT (update + archive), one POST
+
+
+@pytest.mark.parametrize("wh", ["postgres"], indirect=True)
+def test_loads_of_one_account_take_turns(
+    wh: Warehouse, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A changes run that starts while the first full load is still writing waits for it, so its
+    delta sees the rows that load inserts (without the account lock it would try to insert them too)."""
+    iw.load_full(wh, "main", "r0", mapped_file(tmp_path, [row("0")], "v0"), NOW1)
+    applying = threading.Event()
+    apply = iw._Delta.apply
+
+    def slow_apply(self: iw._Delta, run_id: str, now: dt.datetime) -> int:
+        applying.set()
+        if run_id == "full":
+            time.sleep(1.0)
+        return apply(self, run_id, now)
+
+    monkeypatch.setattr(iw._Delta, "apply", slow_apply)
+    full = mapped_file(tmp_path, [row("0"), row("1", quantity=5)], "full")
+    change = mapped_file(tmp_path, [row("1", quantity=9, source_updated_at=T1)], "change")
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        loading = pool.submit(iw.load_full, wh, "main", "full", full, NOW2)
+        assert applying.wait(10)
+        changed = iw.load_changes(wh, "main", "change", change, NOW3)
+        assert loading.result().inserted == 1
+    assert (changed.inserted, changed.updated) == (0, 1)
+    assert inventory(wh)["USD-1"]["quantity"] == 9

@@ -193,6 +193,7 @@ def load_full(wh: Warehouse, account: str, run_id: str, mapped: Path, now: dt.da
     """Apply a full feed (mapped Parquet with ``row_hash``, one row per SKU): insert new SKUs, update
     changed ones, revive returning ones and archive every SKU the feed no longer lists."""
     with wh.connect() as conn:
+        _take_turn(wh, conn, account)
         ensure_inventory_tables(wh, conn)
         with _Delta(wh, conn, account) as delta:
             delta.register_feed(parquet_source(mapped))
@@ -227,6 +228,7 @@ def load_changes(wh: Warehouse, account: str, run_id: str, changes: Path, now: d
     feed knows what is gone. A SKU not yet known is inserted with the fields the change carries.
     """
     with wh.connect() as conn:
+        _take_turn(wh, conn, account)
         ensure_inventory_tables(wh, conn)
         with _Delta(wh, conn, account) as delta:
             delta.register_feed(parquet_source(changes))
@@ -250,6 +252,19 @@ WHERE _new OR row_hash <> _old_hash"""
             counts.unchanged = counts.read - counts.stale - counts.inserted - counts.updated
             counts.history = delta.apply(run_id, now)
     return counts
+
+
+def _take_turn(wh: Warehouse, conn: Any, account: str) -> None:
+    """One load per account at a time (Postgres; a DuckDB file has one writer anyway).
+
+    The delta is worked out from rows read before the writes, so a concurrent load (a full feed
+    and a changes run) waits until this one commits. Taken first, before the table checks whose
+    locks would otherwise let two loads deadlock.
+    """
+    if wh.dialect == "postgres":
+        wh.execute(
+            conn, "SELECT pg_advisory_xact_lock(hashtext(%s))", (f"{wh.schema}.{INVENTORY}:{account}",)
+        )
 
 
 def _overlay(column: str) -> str:
@@ -279,6 +294,11 @@ class _Delta:
             self.engine = conn
         else:
             self.engine = open_engine()
+            # The delta is small next to the inventory: each statement should look its rows up
+            # through the (account, sku) index. At the default page cost (tuned for spinning
+            # disks) Postgres hash-joins them against a scan of the whole table instead (0.4 s
+            # against 0.13 s for 10,000 of 1,000,000 rows). Only this transaction is affected.
+            wh.execute(conn, "SET LOCAL random_page_cost = 1.1")
 
     def __enter__(self) -> _Delta:
         return self
@@ -350,9 +370,9 @@ class _Delta:
         self.wh.execute(self.conn, f"CREATE TEMP TABLE {table} ({ddl_columns})")
         for batch in self._batches(sql):
             self.wh.load_arrow(self.conn, table, batch)
-        # Temp tables have no statistics until analysed; without them Postgres joins the delta
-        # to the whole inventory by a sequential scan instead of the (account, sku) index.
-        self.wh.execute(self.conn, f"ANALYZE {table}")
+        # The row count and the key's statistics are what the planner needs; analysing every
+        # column of a wide temp table costs several times more.
+        self.wh.execute(self.conn, f"ANALYZE {table} (sku)")
 
     def stage(self, sql: str) -> None:
         ddl = f"{_mapped_ddl()}, row_hash BIGINT NOT NULL, _op TEXT NOT NULL"
