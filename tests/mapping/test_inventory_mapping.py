@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import threading
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -233,3 +234,32 @@ def test_reject_share_guard_names_the_top_reasons(inventory) -> None:
     assert "4 of 5 rows rejected (80.0%, limit 5.0%)" in message
     assert "2x quantity: not a valid int (source 'quantity')" in message
     assert message.index("2x quantity") < message.index("1x quantity: negative quantity")
+
+
+def _reader_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "feed-read-ahead"]
+
+
+def test_reading_ahead_keeps_order_and_stops_with_the_consumer(inventory, tmp_path: Path) -> None:
+    path = tmp_path / "feed.csv"
+    write_catalog_csv(Catalog(3_000, SEED), path)
+    batches = list(read_feed_batches(path, inventory, block_size=16 << 10))
+    numbers = np.concatenate([fb.row_numbers.to_numpy() for fb in batches])
+    assert len(batches) > 5 and numbers.tolist() == list(range(1, 3_001))
+
+    # A consumer that stops after the first batch leaves no reading thread behind.
+    reader = iter(read_feed_batches(path, inventory, block_size=16 << 10))
+    next(reader)
+    reader.close()
+    assert _reader_threads() == []
+
+
+def test_a_read_error_on_the_reading_thread_reaches_the_consumer(inventory, tmp_path: Path) -> None:
+    path = tmp_path / "feed.csv"
+    write_catalog_csv(Catalog(2_000, SEED), path)
+    lines = path.read_bytes().split(b"\n")
+    lines[1_500] = lines[1_500].replace(b",", b",\xff\xfe", 1)  # not UTF-8, deep in the file
+    path.write_bytes(b"\n".join(lines))
+    with pytest.raises(pa.ArrowInvalid, match="UTF8"):
+        list(read_feed_batches(path, inventory, block_size=16 << 10))
+    assert _reader_threads() == []
