@@ -36,10 +36,17 @@ class FeedBatch:
 class FeedReader:
     """Iterate `FeedBatch`es; `rejects` holds the malformed rows seen so far."""
 
-    def __init__(self, path: str | Path, template: Template, block_size: int = DEFAULT_BLOCK_SIZE) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        template: Template,
+        block_size: int = DEFAULT_BLOCK_SIZE,
+        read_ahead: bool = True,
+    ) -> None:
         self.path = Path(path)
         self.template = template
         self.block_size = block_size
+        self.read_ahead = read_ahead
         self.columns = _header(self.path)
         template.check_columns(self.columns)
         self.rows_read = 0
@@ -47,8 +54,9 @@ class FeedReader:
         self._pending: list[int] = []
 
     def __iter__(self) -> Iterator[FeedBatch]:
-        """Batches in file order; the next block is parsed on a thread while this one is mapped."""
-        return _read_ahead(self._batches())
+        """Batches in file order; with ``read_ahead`` the next block is parsed on a thread while
+        this one is mapped (off: one thread, to time reading and mapping apart)."""
+        return _read_ahead(self._batches()) if self.read_ahead else self._batches()
 
     def _batches(self) -> Iterator[FeedBatch]:
         reader = pacsv.open_csv(
@@ -165,10 +173,10 @@ def _read_ahead(batches: Iterator[FeedBatch], depth: int = 2) -> Iterator[FeedBa
 
 
 def read_feed_batches(
-    path: str | Path, template: Template, block_size: int = DEFAULT_BLOCK_SIZE
+    path: str | Path, template: Template, block_size: int = DEFAULT_BLOCK_SIZE, read_ahead: bool = True
 ) -> FeedReader:
     """Open a feed for batch-wise mapping; raises TemplateError if a template column is missing."""
-    return FeedReader(path, template, block_size)
+    return FeedReader(path, template, block_size, read_ahead)
 
 
 def _header(path: Path) -> list[str]:
