@@ -95,8 +95,8 @@ def _warehouse(kind: str, folder: Path) -> Iterator[dict[str, Any]]:
 
 def _settle(conn: dict[str, Any]) -> None:
     """Vacuum the Postgres bench database before a measurement, as autovacuum does between daily
-    runs: otherwise autovacuum works through the previous contender's million new rows during the
-    next measurement and bills it (about 0.4 s of a re-sync here)."""
+    runs, so that no contender's measurement overlaps autovacuum working through the previous
+    contender's million new rows."""
     if conn["conn_type"] != "postgres":
         return
     import psycopg
