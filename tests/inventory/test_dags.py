@@ -186,6 +186,26 @@ def test_changes_dag_into_postgres_and_platform(make_env: Callable[..., Env]) ->
     assert _task_counts(env, run, "publish_inventory_platform")["put_calls"] == 0
 
 
+def test_resync_maps_only_changed_rows_into_postgres_and_platform(make_env: Callable[..., Env]) -> None:
+    """Later feeds build on the last complete mapped feed: only changed rows are mapped, and the
+    warehouse and the platform end exactly as with every row mapped."""
+    env = make_env("postgres", ["warehouse", "platform"], catalog_size=400)
+    first = env.run("usdirect_get_inventory")
+    assert first.state == "success", env.task_states(first)
+    assert _task_counts(env, first, "map_feed")["reused"] == 0
+    old = set(truth(env.sandbox))
+    for _ in range(2):  # the second re-sync builds on the first run's complete feed as well
+        env.sandbox.next_catalog_version(price=0.02, quantity=0.04, new=0.02, removed=0.02)
+        run = env.run("usdirect_get_inventory")
+        assert run.state == "success", env.task_states(run)
+        mapped = _task_counts(env, run, "map_feed")
+        assert 0 < mapped["reused"] < mapped["skus"]
+        assert_warehouse_matches(env, old - set(truth(env.sandbox)))
+        _assert_platform_matches(env, old - set(truth(env.sandbox)))
+    assert _task_counts(env, run, "load_inventory_warehouse")["updated"] > 0
+    _no_429(env)
+
+
 def _task_counts(env: Env, run: Any, task_id: str) -> dict[str, Any]:
     with env.wh.connect() as conn:
         rows = env.wh.fetchall(

@@ -98,7 +98,7 @@ def test_full_feed_stages_through_s3(
     root, dag_id, run_folder, stage = prefix.split("/")
     assert (root, dag_id, stage) == ("usdirect", "usdirect_get_inventory", "inventory"), prefix
     staged = {key.rsplit("/", 1)[1]: size for key, size in objects.items()}
-    assert set(staged) == {"feed.csv", "mapped.parquet", "rejects.parquet"}
+    assert set(staged) == {"feed.csv", "feed.json", "mapped.parquet", "dropped.parquet", "rejects.parquet"}
     assert all(size > 0 for size in staged.values()), staged
 
     # The warehouse was loaded from the staged file: same SKUs, and the rejects are the dirty rows.

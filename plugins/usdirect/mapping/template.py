@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -82,6 +83,16 @@ class Template:
 
     def __repr__(self) -> str:
         return f"Template({self.operation!r}, {self.path!r})"
+
+    def fingerprint(self) -> str:
+        """A digest of everything in the template that decides a mapped value: its file, the value-map
+        files it lists and the switches in force. Equal fingerprints map equal rows equally."""
+        digest = hashlib.sha256()
+        template = Path(self.path)
+        for path in (template, *(template.parent / f for f in self._compiled.spec.value_map_files)):
+            digest.update(path.read_bytes())
+        digest.update(self.switches.model_dump_json().encode() if self.switches else b"")
+        return digest.hexdigest()
 
     # ---- what a run may write -------------------------------------------------------------
     def writable_fields(self) -> tuple[str, ...]:

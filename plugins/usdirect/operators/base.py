@@ -69,13 +69,17 @@ class OperationRun:
 
     def staging(self, *parts: str) -> ObjectStoragePath:
         """Run-scoped staging location shared by the run's tasks (local folder or object store)."""
+        return self.staging_of(self.run_id, *parts)
+
+    def staging_of(self, run_id: str, *parts: str) -> ObjectStoragePath:
+        """The staging location of a run of this DAG (an earlier run's files, for example)."""
         from airflow.sdk import ObjectStoragePath
 
         base = self.cfg.staging_url()
         if "://" not in base:
             base = "file://" + base
         path = ObjectStoragePath(base, conn_id=self.cfg.staging.conn_id)
-        path = path / self.dag_id / _UNSAFE.sub("_", self.run_id)
+        path = path / self.dag_id / _UNSAFE.sub("_", run_id)
         for part in parts:
             path = path / part
         return path

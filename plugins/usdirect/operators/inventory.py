@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Param, task
@@ -23,6 +24,7 @@ from usdirect.operators.base import OperationRun, operation_run
 
 if TYPE_CHECKING:
     from usdirect.mapping import Template
+    from usdirect.pipelines.inventory_reuse import MappedFeed
     from usdirect.pipelines.inventory_transform import TransformResult
     from usdirect.targets.sql import Warehouse
 
@@ -79,6 +81,57 @@ def _stop_without_retry() -> Iterator[None]:
         raise AirflowFailException(str(exc)) from None
 
 
+def _base_run(run: OperationRun, last_good: str | None) -> str | None:
+    """The run whose complete mapped feed this run may build on: the one the last delivered run
+    built on (or that run itself). Never this run: it is about to replace its own files."""
+    import json
+
+    if last_good is None or last_good == run.run_id:
+        return None
+    manifest = run.staging_of(last_good, "inventory", "feed.json")
+    if not manifest.exists():
+        return None
+    base = json.loads(manifest.read_text()).get("base_run")
+    return base if base and base != run.run_id else None
+
+
+def _write_json(dest: Any, value: dict[str, Any]) -> None:
+    import json
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_text(json.dumps(value))
+
+
+@contextmanager
+def _optional(src: Any) -> Iterator[Path | None]:
+    """A staged file as a local path, or None when there is none (or it has been cleaned up)."""
+    from usdirect.pipelines import inventory_staging as staging
+
+    if src is None or not src.exists():
+        yield None
+        return
+    with staging.reading(src) as path:
+        yield path
+
+
+@contextmanager
+def _mapped_feed(run: OperationRun, stage: str, mapped: dict[str, Any]) -> Iterator[Path | MappedFeed]:
+    """The mapped feed of ``map_feed``/``map_changes`` as local files: one file, or the freshly mapped
+    rows plus the complete feed of an earlier run that they build on."""
+    from usdirect.pipelines import inventory_staging as staging
+    from usdirect.pipelines.inventory_reuse import MappedFeed
+
+    with ExitStack() as files:
+        fresh = files.enter_context(staging.reading(run.staging(stage, "mapped.parquet")))
+        base_run = mapped.get("base_run")
+        if not base_run:
+            yield fresh
+            return
+        base = files.enter_context(staging.reading(run.staging_of(base_run, stage, "mapped.parquet")))
+        dropped = files.enter_context(staging.reading(run.staging(stage, "dropped.parquet")))
+        yield MappedFeed(fresh, base, dropped, mapped["base_id"])
+
+
 def _transformed(run: OperationRun, result: TransformResult) -> None:
     run.record.counts.update(result.as_dict())
     run.record.rows_in, run.record.rows_out = result.read, result.skus
@@ -126,15 +179,20 @@ def map_feed(account_id: str, fetched: dict[str, Any]) -> dict[str, Any]:
 
     with operation_run(FULL, account_id) as run:
         template = _template(run)
+        state = get_feed_state(_state_warehouse(run), account_id)
+        base_run = _base_run(run, state.run_id if state else None)
         with (
             staging.reading(run.staging("inventory", "feed.csv")) as feed,
             staging.writing(run.staging("inventory", "mapped.parquet")) as mapped,
+            staging.writing(run.staging("inventory", "dropped.parquet")) as dropped,
             staging.writing(run.staging("inventory", "rejects.parquet")) as rejects,
+            _optional(run.staging_of(base_run, "inventory", "mapped.parquet") if base_run else None) as base,
         ):
-            result = transform_feed(feed, template, mapped, rejects)
+            result = transform_feed(feed, template, mapped, rejects, dropped=dropped, base=base)
+        based_on = base_run if result.reused else None
+        _write_json(run.staging("inventory", "feed.json"), {"base_run": based_on or run.run_id})
         _transformed(run, result)
         _rejects(run, "inventory", result.read)
-        state = get_feed_state(_state_warehouse(run), account_id)
         with _stop_without_retry():
             note = check_feed_size(
                 result.skus,
@@ -144,7 +202,7 @@ def map_feed(account_id: str, fetched: dict[str, Any]) -> dict[str, Any]:
             )
         if note:
             run.record.counts["shrink_override"] = note
-        return {**fetched, "skus": result.skus}
+        return {**fetched, "skus": result.skus, "base_run": based_on, "base_id": result.base_id}
 
 
 @task(task_id="load_inventory_warehouse", pool="default_pool")
@@ -152,7 +210,6 @@ def load_inventory_warehouse(
     account_id: str, mapped: dict[str, Any], stage: str = "inventory"
 ) -> dict[str, int]:
     """Apply the mapped rows to usdirect_inventory / _history as one transaction."""
-    from usdirect.pipelines import inventory_staging as staging
     from usdirect.targets.inventory_warehouse import load_changes, load_full
 
     operation = FULL if stage == "inventory" else CHANGES
@@ -160,8 +217,8 @@ def load_inventory_warehouse(
         wh = run.warehouse()
         assert wh is not None  # the task exists only when 'warehouse' is a target
         load = load_full if operation == FULL else load_changes
-        with staging.reading(run.staging(stage, "mapped.parquet")) as path:
-            counts = load(wh, account_id, run.run_id, path, dt.datetime.now(dt.UTC))
+        with _mapped_feed(run, stage, mapped) as feed:
+            counts = load(wh, account_id, run.run_id, feed, dt.datetime.now(dt.UTC))
         run.record.counts.update(counts.as_dict())
         run.record.rows_in, run.record.rows_changed = counts.read, counts.changed
         return counts.as_dict()
@@ -181,8 +238,8 @@ def publish_inventory_platform(
         wh = _state_warehouse(run)
         writable = frozenset(_template(run).writable_fields())
         full = operation == FULL
-        with staging.reading(run.staging(stage, "mapped.parquet")) as path, staging.scratch() as tmp:
-            plan = plan_publish(wh, account_id, path, tmp, writable, full=full)
+        with _mapped_feed(run, stage, mapped) as feed, staging.scratch() as tmp:
+            plan = plan_publish(wh, account_id, feed, tmp, writable, full=full)
             run.record.counts.update(
                 planned_calls=plan.calls, unchanged=plan.unchanged, deferred=plan.deferred
             )
@@ -193,7 +250,7 @@ def publish_inventory_platform(
                 run.run_id,
                 plan,
                 writable,
-                mapped=path if full else None,
+                mapped=feed if full else None,
             )
         out = counts.as_dict() | {"unchanged": plan.unchanged, "deferred": plan.deferred}
         run.record.counts.update(out)

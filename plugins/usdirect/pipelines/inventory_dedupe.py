@@ -22,7 +22,6 @@ from usdirect.targets.audit import REJECT_SCHEMA
 ROW = "_row"  # source row number carried next to the mapped columns until this step
 DUPLICATE_REASON = "duplicate sku"
 _ROW_GROUP = 122_880
-_PARQUET = f"(FORMAT parquet, COMPRESSION lz4_raw, ROW_GROUP_SIZE {_ROW_GROUP})"
 # Arrow's Parquet writer takes about 0.25 s less CPU per million rows than DuckDB's COPY, which
 # tries dictionaries and writes statistics and bloom filters for every column. The loads read the
 # file whole, so statistics buy nothing; dictionaries go only where values repeat (unique text such
@@ -49,11 +48,17 @@ class Deduped:
     duplicates: pa.Table  # rejects (REJECT_SCHEMA) for the losing rows
 
 
-def dedupe_and_hash(parts: pa.RecordBatchReader | Path, out: Path, operation: str = "inventory") -> Deduped:
+def dedupe_and_hash(
+    parts: pa.RecordBatchReader | Path,
+    out: Path,
+    operation: str = "inventory",
+    metadata: dict[str, str] | None = None,
+) -> Deduped:
     """Write ``out`` = one row per SKU with ``row_hash`` (and ``_row``, the source row number).
 
     ``parts`` is streamed (an Arrow reader of mapped batches, or a Parquet file): the common case, a
     feed without duplicates, costs one pass; only a feed with duplicates is rewritten once more.
+    ``metadata`` is kept in the file's Parquet key-value metadata.
     """
     con = open_engine()
     try:
@@ -61,7 +66,7 @@ def dedupe_and_hash(parts: pa.RecordBatchReader | Path, out: Path, operation: st
             con.execute(f"CREATE TEMP VIEW parts AS SELECT * FROM {parquet_source(parts)}")
         else:
             con.register("parts", parts)
-        _write_hashed(con.sql(f"SELECT *, {row_hash_sql()} AS row_hash FROM parts"), out)
+        write_hashed(con.sql(f"SELECT *, {row_hash_sql()} AS row_hash FROM parts"), out, metadata)
         rows, skus = con.execute(
             f"SELECT count(*), count(DISTINCT sku) FROM {parquet_source(out)}"
         ).fetchall()[0]
@@ -77,7 +82,7 @@ FROM hashed WHERE sku IN (SELECT sku FROM hashed GROUP BY sku HAVING count(*) > 
         con.execute(
             "COPY (SELECT * FROM hashed ANTI JOIN ranked USING (sku) "
             f"UNION ALL BY NAME SELECT * EXCLUDE (_rank) FROM ranked WHERE _rank = 1) "
-            f"TO {sql_literal(str(kept))} {_PARQUET}"
+            f"TO {sql_literal(str(kept))} {_parquet_options(metadata)}"
         )
         kept.replace(out)
         return Deduped(skus=int(skus), duplicates=_duplicate_rejects(con, operation))
@@ -85,11 +90,21 @@ FROM hashed WHERE sku IN (SELECT sku FROM hashed GROUP BY sku HAVING count(*) > 
         con.close()
 
 
-def _write_hashed(rel: Any, out: Path) -> None:
+def _parquet_options(metadata: dict[str, str] | None) -> str:
+    """Options of a DuckDB Parquet COPY, keeping ``metadata`` as key-value metadata."""
+    options = f"FORMAT parquet, COMPRESSION lz4_raw, ROW_GROUP_SIZE {_ROW_GROUP}"
+    if metadata:
+        pairs = ", ".join(f"{sql_literal(k)}: {sql_literal(v)}" for k, v in metadata.items())
+        options += f", KV_METADATA {{{pairs}}}"
+    return f"({options})"
+
+
+def write_hashed(rel: Any, out: Path, metadata: dict[str, str] | None = None) -> None:
     """Stream a DuckDB relation into ``out`` with Arrow's Parquet writer."""
     reader = rel.to_arrow_reader(_ROW_GROUP)  # one batch, one row group
+    schema = reader.schema.with_metadata(metadata) if metadata else reader.schema
     with pq.ParquetWriter(
-        out, reader.schema, compression="lz4", use_dictionary=_DICTIONARY_COLUMNS, write_statistics=False
+        out, schema, compression="lz4", use_dictionary=_DICTIONARY_COLUMNS, write_statistics=False
     ) as writer:
         for batch in reader:
             writer.write_batch(batch)

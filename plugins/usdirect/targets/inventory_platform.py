@@ -33,6 +33,7 @@ from usdirect.pipelines.inventory_engine import (
     parquet_source,
     sql_literal,
 )
+from usdirect.pipelines.inventory_reuse import MappedFeed, feed_source
 from usdirect.pipelines.inventory_schema import sql_type
 from usdirect.targets.sql import Warehouse, quote_ident
 
@@ -109,7 +110,12 @@ def writable_values(writable: set[str] | frozenset[str]) -> tuple[str, ...]:
 
 
 def plan_publish(
-    wh: Warehouse, account: str, mapped: Path, workdir: Path, writable: frozenset[str], full: bool
+    wh: Warehouse,
+    account: str,
+    mapped: Path | MappedFeed,
+    workdir: Path,
+    writable: frozenset[str],
+    full: bool,
 ) -> Plan:
     """Compare the mapped rows with the ledger and write the rows to send into ``workdir``.
 
@@ -131,7 +137,7 @@ def plan_publish(
                 f"{sql_literal(account)}"
             )
             _engine_table(wh, conn, engine, "_usd_ledger", query)
-            engine.execute(f"CREATE OR REPLACE TEMP VIEW _usd_pub AS SELECT * FROM {parquet_source(mapped)}")
+            engine.execute(f"CREATE OR REPLACE TEMP VIEW _usd_pub AS SELECT * FROM {feed_source(mapped)}")
             return _write_plan(engine, workdir, fields, can_create, can_archive, full)
         finally:
             if not local:
@@ -200,7 +206,7 @@ def publish(
     run_id: str,
     plan: Plan,
     writable: frozenset[str],
-    mapped: Path | None = None,
+    mapped: Path | MappedFeed | None = None,
 ) -> PublishCounts:
     """Send a plan. ``mapped`` (the full feed) lets SKUs the platform reports ``notFound`` be created."""
     fields = writable_values(writable)
@@ -233,8 +239,15 @@ def _read_rows(path: Path) -> Iterator[dict]:
         yield from batch.to_pylist()
 
 
-def _rows_for(mapped: Path, skus: list[str]) -> Iterator[dict]:
-    table = pq.read_table(mapped, filters=[("sku", "in", skus)])
+def _rows_for(mapped: Path | MappedFeed, skus: list[str]) -> Iterator[dict]:
+    engine = open_engine()
+    try:
+        engine.register("_usd_missing", pa.table({"sku": pa.array(skus, pa.string())}))
+        table = engine.sql(
+            f"SELECT f.* FROM {feed_source(mapped)} f SEMI JOIN _usd_missing m ON m.sku = f.sku"
+        ).to_arrow_table()
+    finally:
+        engine.close()
     yield from table.to_pylist()
 
 
@@ -304,7 +317,7 @@ def _record(wh: Warehouse, account: str, run_id: str, rows: list[dict]) -> None:
         )
 
 
-def adopt_published(wh: Warehouse, account: str, run_id: str, mapped: Path) -> int:
+def adopt_published(wh: Warehouse, account: str, run_id: str, mapped: Path | MappedFeed) -> int:
     """Record a mapped feed as already on the platform, without sending it.
 
     For an account whose platform catalog already matches the feed (for example when moving from
@@ -317,7 +330,7 @@ def adopt_published(wh: Warehouse, account: str, run_id: str, mapped: Path) -> i
         wh.execute(conn, f"DELETE FROM {wh.table(LEDGER)} WHERE account = %s", (account,))
         select = (
             f"SELECT {sql_literal(account)} AS account, {cols}, {sql_literal(run_id)} AS run_id, "
-            f"now() AS published_at FROM {parquet_source(mapped)}"
+            f"now() AS published_at FROM {feed_source(mapped)}"
         )
         if wh.dialect == "duckdb":
             return wh.execute(conn, f"INSERT INTO {wh.table(LEDGER)} {select}")

@@ -32,6 +32,7 @@ from usdirect.pipelines.inventory_engine import (
     parquet_source,
     sql_literal,
 )
+from usdirect.pipelines.inventory_reuse import MappedFeed, feed_rows, feed_source
 from usdirect.pipelines.inventory_schema import CHANGE_FIELDS, MAPPED_COLUMNS, TRACKED, row_hash_sql, sql_type
 from usdirect.targets.sql import Warehouse, quote_ident
 
@@ -189,27 +190,33 @@ def save_feed_state(wh: Warehouse, account: str, state: FeedState, feed: str = "
 # --------------------------------------------------------------------------------------------- loads
 
 
-def load_full(wh: Warehouse, account: str, run_id: str, mapped: Path, now: dt.datetime) -> LoadCounts:
-    """Apply a full feed (mapped Parquet with ``row_hash``, one row per SKU): insert new SKUs, update
+def load_full(
+    wh: Warehouse, account: str, run_id: str, mapped: Path | MappedFeed, now: dt.datetime
+) -> LoadCounts:
+    """Apply a full feed (mapped rows with ``row_hash``, one row per SKU): insert new SKUs, update
     changed ones, revive returning ones and archive every SKU the feed no longer lists."""
     with wh.connect() as conn:
         _take_turn(wh, conn, account)
         ensure_inventory_tables(wh, conn)
         with _Delta(wh, conn, account) as delta:
-            delta.register_feed(parquet_source(mapped))
-            counts = LoadCounts(read=delta.scalar("SELECT count(*) FROM _usd_feed"))
+            delta.register_feed(feed_source(mapped))
+            counts = LoadCounts(read=feed_rows(mapped))
             delta.read_current(
                 f"SELECT sku, row_hash, archived FROM {_names(wh)['inv']} WHERE account = {{a}}"
             )
             if delta.current_is_empty():
                 counts.inserted = delta.initial_insert(run_id, now)
                 return counts
-            delta.stage(
-                """SELECT f.*, CASE WHEN c.sku IS NULL THEN 'insert'
+            # Which SKUs changed is decided on three columns first; only their rows are then read
+            # whole (a wide join of the whole feed costs more, most of all when it is a MappedFeed).
+            delta.engine.execute(
+                """CREATE OR REPLACE TEMP TABLE _usd_changed AS
+SELECT f.sku, CASE WHEN c.sku IS NULL THEN 'insert'
        WHEN c.archived AND NOT f.archived THEN 'revive' ELSE 'update' END AS _op
-FROM _usd_feed f LEFT JOIN _usd_current c ON c.sku = f.sku
+FROM (SELECT sku, row_hash, archived FROM _usd_feed) f LEFT JOIN _usd_current c ON c.sku = f.sku
 WHERE c.sku IS NULL OR (c.archived AND NOT f.archived) OR c.row_hash <> f.row_hash"""
             )
+            delta.stage("SELECT f.*, d._op FROM _usd_feed f JOIN _usd_changed d ON d.sku = f.sku")
             counts.archived = delta.stage_archive(
                 "SELECT c.sku FROM _usd_current c ANTI JOIN _usd_feed f ON f.sku = c.sku WHERE NOT c.archived"
             )
@@ -441,15 +448,20 @@ class _Delta:
         )
         # A SKU's first change also records the version it replaces (a SKU that never changed has
         # its only version in usdirect_inventory), then the open version is closed and the new one
-        # opened.
+        # opened. While the account has no history yet, every change is a first one: Postgres would
+        # otherwise re-scan the empty history table once per changed SKU (0.35 s for 9,000).
+        first_only = (
+            f"WHERE NOT EXISTS (SELECT 1 FROM {hist} h WHERE h.account = t.account AND h.sku = t.sku "
+            "AND h.valid_to IS NULL)"
+            if wh.fetchall(c, f"SELECT 1 FROM {hist} WHERE account = %s AND valid_to IS NULL LIMIT 1", (a,))
+            else ""
+        )
         history = wh.execute(
             c,
             f"INSERT INTO {hist} (account, sku, {tracked}, valid_from, valid_to, run_id, recorded_at) "
             f"SELECT t.account, t.sku, {', '.join('t.' + f for f in TRACKED)}, "
             f"coalesce(t.source_updated_at, t.first_seen_at), n.valid_from, t.run_id, %s "
-            f"FROM {inv} t JOIN {_HIST} n ON t.account = %s AND t.sku = n.sku "
-            f"WHERE NOT EXISTS (SELECT 1 FROM {hist} h WHERE h.account = t.account AND h.sku = t.sku "
-            "AND h.valid_to IS NULL)",
+            f"FROM {inv} t JOIN {_HIST} n ON t.account = %s AND t.sku = n.sku {first_only}",
             (now, a),
         )
         wh.execute(

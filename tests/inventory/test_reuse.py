@@ -1,0 +1,118 @@
+"""Mapping only the changed rows of a feed gives exactly what mapping every row gives."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import duckdb
+import pyarrow.parquet as pq
+import pytest
+
+from sandbox.catalog import Catalog, Shares, write_catalog_csv
+from tests.conftest import REPO
+from tests.inventory.helpers import inventory
+from usdirect.mapping import load_template
+from usdirect.pipelines.inventory_reuse import BaseChangedError, MappedFeed, feed_rows, feed_source
+from usdirect.pipelines.inventory_schema import MAPPED_COLUMNS
+from usdirect.pipelines.inventory_transform import transform_feed
+from usdirect.targets import inventory_warehouse as iw
+from usdirect.targets.sql import Warehouse
+
+SEED = 7
+TEMPLATE = REPO / "include" / "mappings" / "inventory.yaml"
+SMALL = Shares(price=0.02, quantity=0.04, new=0.02, removed=0.02)
+COLUMNS = (*MAPPED_COLUMNS, "row_hash", "_raw_hash")
+
+
+@pytest.fixture(scope="module")
+def template():
+    return load_template(TEMPLATE)
+
+
+def _feeds(tmp_path: Path, shares: Shares = SMALL, dirty: bool = False) -> tuple[Path, Path]:
+    catalog = Catalog(3_000, SEED)
+    v0, v1 = tmp_path / "v0.csv", tmp_path / "v1.csv"
+    write_catalog_csv(catalog, v0, dirty=dirty)
+    catalog.next_version(shares)
+    write_catalog_csv(catalog, v1, dirty=dirty)
+    return v0, v1
+
+
+def _rows(source: str) -> list[tuple]:
+    return duckdb.sql(f"SELECT {', '.join(COLUMNS)} FROM {source} ORDER BY sku").fetchall()
+
+
+def _map(template, feed: Path, out: Path, base: Path | None = None):
+    names = {k: out.with_name(f"{out.stem}.{k}.parquet") for k in ("rejects", "dropped")}
+    result = transform_feed(feed, template, out, names["rejects"], dropped=names["dropped"], base=base)
+    whole = MappedFeed(out, base, names["dropped"], result.base_id) if result.reused else out
+    return result, whole, pq.read_table(names["rejects"])
+
+
+def test_reused_rows_and_mapped_rows_equal_mapping_everything(template, tmp_path: Path) -> None:
+    v0, v1 = _feeds(tmp_path)
+    _, base, _ = _map(template, v0, tmp_path / "c0.parquet")
+    reused, feed, rejects = _map(template, v1, tmp_path / "r1.parquet", base=base)
+    everything, full, full_rejects = _map(template, v1, tmp_path / "f1.parquet")
+
+    assert everything.reused == 0 and 0 < reused.reused < reused.skus
+    assert isinstance(feed, MappedFeed)
+    assert pq.read_metadata(feed.fresh).num_rows == reused.skus - reused.reused  # only these were mapped
+    assert _rows(feed_source(feed)) == _rows(feed_source(full))
+    assert feed_rows(feed) == feed_rows(full) == everything.skus == reused.skus
+    assert (reused.read, reused.rejected) == (everything.read, everything.rejected)
+    assert rejects.equals(full_rejects)
+
+
+def test_duplicate_skus_or_a_large_change_map_the_whole_feed(template, tmp_path: Path) -> None:
+    # A dirty feed lists some SKUs twice: the duplicate rule needs every row, so nothing is reused.
+    v0, v1 = _feeds(tmp_path, dirty=True)
+    _, base, _ = _map(template, v0, tmp_path / "c0.parquet")
+    result, feed, rejects = _map(template, v1, tmp_path / "r1.parquet", base=base)
+    everything, full, full_rejects = _map(template, v1, tmp_path / "f1.parquet")
+    assert result.reused == 0 and result.duplicates == everything.duplicates > 0
+    assert _rows(feed_source(feed)) == _rows(feed_source(full)) and rejects.equals(full_rejects)
+    assert pq.read_table(tmp_path / "r1.dropped.parquet").num_rows == 0
+
+    # A third of the catalog changed: a complete file is cheaper to read and a better base.
+    (tmp_path / "big").mkdir()
+    w0, w1 = _feeds(tmp_path / "big", Shares(price=0.2, quantity=0.2, new=0.01, removed=0.01))
+    _, big_base, _ = _map(template, w0, tmp_path / "big" / "c0.parquet")
+    changed, _, _ = _map(template, w1, tmp_path / "big" / "r1.parquet", base=big_base)
+    assert changed.reused == 0
+
+
+def test_another_template_or_a_missing_base_maps_everything(template, tmp_path: Path) -> None:
+    v0, v1 = _feeds(tmp_path)
+    _, base, _ = _map(template, v0, tmp_path / "c0.parquet")
+    other = template.with_switches(sync_pricing=False)
+    assert _map(other, v1, tmp_path / "o1.parquet", base=base)[0].reused == 0
+    assert _map(template, v1, tmp_path / "m1.parquet", base=tmp_path / "gone.parquet")[0].reused == 0
+
+
+def test_a_replaced_base_is_refused_with_the_fix(template, tmp_path: Path) -> None:
+    v0, v1 = _feeds(tmp_path)
+    _, base, _ = _map(template, v0, tmp_path / "c0.parquet")
+    _, feed, _ = _map(template, v1, tmp_path / "r1.parquet", base=base)
+    _map(template, v0, tmp_path / "c0.parquet")  # the earlier run is run again: a new complete file
+    with pytest.raises(BaseChangedError, match="re-run this whole DAG run"):
+        feed.source()
+
+
+def test_warehouse_load_of_a_reused_feed_equals_the_full_one(template, wh: Warehouse, tmp_path: Path) -> None:
+    v0, v1 = _feeds(tmp_path)
+    _, base, _ = _map(template, v0, tmp_path / "c0.parquet")
+    _, feed, _ = _map(template, v1, tmp_path / "r1.parquet", base=base)
+    _, full, _ = _map(template, v1, tmp_path / "f1.parquet")
+    now = dt.datetime(2026, 11, 27, tzinfo=dt.UTC)
+    iw.load_full(wh, "a", "r0", base, now)
+    iw.load_full(wh, "b", "r0", base, now)
+    reused = iw.load_full(wh, "a", "r1", feed, now)
+    mapped = iw.load_full(wh, "b", "r1", full, now)
+    assert reused == mapped and reused.updated > 0 and reused.inserted > 0 and reused.archived > 0
+    assert _stored(wh, "a") == _stored(wh, "b")
+
+
+def _stored(wh: Warehouse, account: str) -> dict[str, dict]:
+    return {sku: {k: v for k, v in r.items() if k != "account"} for sku, r in inventory(wh, account).items()}
