@@ -69,15 +69,17 @@ def _rejects(run: OperationRun, stage: str, read: int) -> None:
 
 @contextmanager
 def _stop_without_retry() -> Iterator[None]:
-    """A guard that trips fails the task for good: a retry would judge the same staged data again."""
+    """A guard that trips, or a base that was replaced, fails the task for good: a retry would
+    find the same staged data again."""
     from airflow.sdk.exceptions import AirflowFailException
 
     from usdirect.mapping import RejectShareExceededError
     from usdirect.pipelines.inventory_guard import FeedShrinkError
+    from usdirect.pipelines.inventory_reuse import BaseChangedError
 
     try:
         yield
-    except (FeedShrinkError, RejectShareExceededError) as exc:
+    except (FeedShrinkError, RejectShareExceededError, BaseChangedError) as exc:
         raise AirflowFailException(str(exc)) from None
 
 
@@ -217,7 +219,7 @@ def load_inventory_warehouse(
         wh = run.warehouse()
         assert wh is not None  # the task exists only when 'warehouse' is a target
         load = load_full if operation == FULL else load_changes
-        with _mapped_feed(run, stage, mapped) as feed:
+        with _mapped_feed(run, stage, mapped) as feed, _stop_without_retry():
             counts = load(wh, account_id, run.run_id, feed, dt.datetime.now(dt.UTC))
         run.record.counts.update(counts.as_dict())
         run.record.rows_in, run.record.rows_changed = counts.read, counts.changed
@@ -238,7 +240,7 @@ def publish_inventory_platform(
         wh = _state_warehouse(run)
         writable = frozenset(_template(run).writable_fields())
         full = operation == FULL
-        with _mapped_feed(run, stage, mapped) as feed, staging.scratch() as tmp:
+        with _mapped_feed(run, stage, mapped) as feed, staging.scratch() as tmp, _stop_without_retry():
             plan = plan_publish(wh, account_id, feed, tmp, writable, full=full)
             run.record.counts.update(
                 planned_calls=plan.calls, unchanged=plan.unchanged, deferred=plan.deferred
