@@ -12,6 +12,7 @@ an account that publishes to the platform only.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -86,8 +87,6 @@ def _stop_without_retry() -> Iterator[None]:
 def _base_run(run: OperationRun, last_good: str | None) -> str | None:
     """The run whose complete mapped feed this run may build on: the one the last delivered run
     built on (or that run itself). Never this run: it is about to replace its own files."""
-    import json
-
     if last_good is None or last_good == run.run_id:
         return None
     manifest = run.staging_of(last_good, "inventory", "feed.json")
@@ -95,13 +94,6 @@ def _base_run(run: OperationRun, last_good: str | None) -> str | None:
         return None
     base = json.loads(manifest.read_text()).get("base_run")
     return base if base and base != run.run_id else None
-
-
-def _write_json(dest: Any, value: dict[str, Any]) -> None:
-    import json
-
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    dest.write_text(json.dumps(value))
 
 
 @contextmanager
@@ -192,7 +184,7 @@ def map_feed(account_id: str, fetched: dict[str, Any]) -> dict[str, Any]:
         ):
             result = transform_feed(feed, template, mapped, rejects, dropped=dropped, base=base)
         based_on = base_run if result.reused else None
-        _write_json(run.staging("inventory", "feed.json"), {"base_run": based_on or run.run_id})
+        run.staging("inventory", "feed.json").write_text(json.dumps({"base_run": based_on or run.run_id}))
         _transformed(run, result)
         _rejects(run, "inventory", result.read)
         with _stop_without_retry():

@@ -135,36 +135,33 @@ class Matcher:
 
 @dataclass(frozen=True)
 class MappedFeed:
-    """One run's mapped full feed: ``fresh`` alone, or ``fresh`` plus the rows of ``base`` (a complete
-    file whose id must still be ``base_id``) except the ``dropped`` ones."""
+    """One run's mapped full feed that builds on a base: the ``fresh`` rows plus the rows of ``base``
+    (a complete file whose id must still be ``base_id``) except the ``dropped`` ones. A feed mapped
+    whole is just its Parquet file."""
 
     fresh: Path
-    base: Path | None = None
-    dropped: Path | None = None
-    base_id: str | None = None
+    base: Path
+    dropped: Path
+    base_id: str
 
     def rows(self) -> int:
         """Rows of the feed (one per SKU), from the files' metadata."""
-        count = pq.read_metadata(self.fresh).num_rows
-        if self.base is not None and self.dropped is not None:
-            count += pq.read_metadata(self.base).num_rows - pq.read_metadata(self.dropped).num_rows
-        return count
+        meta = [pq.read_metadata(p).num_rows for p in (self.fresh, self.base, self.dropped)]
+        return meta[0] + meta[1] - meta[2]
 
     def source(self) -> str:
         """A DuckDB table expression over the whole feed: the mapped columns, ``row_hash`` and
         ``_raw_hash``, one row per SKU."""
-        if self.base is None or self.dropped is None:
-            return parquet_source(self.fresh)
         if file_metadata(self.base).get(FILE_ID_KEY) != self.base_id:
             raise BaseChangedError(
                 f"The complete mapped feed {self.base} that this run builds on was replaced after the run "
                 "mapped its feed (an earlier run was run again). Clear and re-run this whole DAG run."
             )
-        cols = ", ".join((*MAPPED_COLUMNS, "row_hash", RAW_HASH))
+        cols = (*MAPPED_COLUMNS, "row_hash", RAW_HASH)
         return (
-            f"(SELECT {', '.join(f'b.{c}' for c in cols.split(', '))} FROM {parquet_source(self.base)} b "
+            f"(SELECT {', '.join(f'b.{c}' for c in cols)} FROM {parquet_source(self.base)} b "
             f"ANTI JOIN {parquet_source(self.dropped)} d ON d.{RAW_HASH} = b.{RAW_HASH} "
-            f"UNION ALL SELECT {cols} FROM {parquet_source(self.fresh)})"
+            f"UNION ALL SELECT {', '.join(cols)} FROM {parquet_source(self.fresh)})"
         )
 
 

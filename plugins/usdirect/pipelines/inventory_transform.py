@@ -95,17 +95,17 @@ def transform_feed(
     result = _transform(feed, template, mapped, rejects, columns, matcher, None)
     pq.write_table(matcher.dropped(), dropped, compression="lz4")
     whole = MappedFeed(mapped, usable.path, dropped, usable.file_id)
-    fresh = pq.read_metadata(mapped).num_rows
     rows = whole.rows()
-    con = open_engine()
-    try:
-        skus = con.execute(f"SELECT count(DISTINCT sku) FROM {whole.source()}").fetchall()[0][0]
-    finally:
-        con.close()
-    if matcher.repeated or skus != rows or fresh > MAX_FRESH_SHARE * rows:
-        # Duplicate SKUs need the full dedupe, and a feed this changed is a better base: map it whole.
-        return transform_feed(feed, template, mapped, rejects, dropped=dropped)
-    return replace(result, skus=int(skus), reused=matcher.reused, base_id=usable.file_id)
+    if not matcher.repeated and rows - matcher.reused <= MAX_FRESH_SHARE * rows:
+        con = open_engine()
+        try:
+            skus = con.execute(f"SELECT count(DISTINCT sku) FROM {whole.source()}").fetchall()[0][0]
+        finally:
+            con.close()
+        if skus == rows:
+            return replace(result, skus=rows, reused=matcher.reused, base_id=usable.file_id)
+    # Duplicate SKUs need the full dedupe, and a feed this changed is a better base: map it whole.
+    return transform_feed(feed, template, mapped, rejects, dropped=dropped)
 
 
 def _transform(
