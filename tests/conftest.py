@@ -14,6 +14,7 @@ import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -49,12 +50,12 @@ def airflow_db() -> Path:
     return _HOME
 
 
-@pytest.fixture(scope="session")
-def pg_dsn() -> Iterator[str]:
-    """A Postgres database created for this session and dropped afterwards."""
+@contextmanager
+def temporary_database(prefix: str) -> Iterator[str]:
+    """DSN of a Postgres database created for the caller and dropped afterwards."""
     import psycopg
 
-    name = f"usdirect_test_{uuid.uuid4().hex[:10]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     try:
@@ -64,10 +65,31 @@ def pg_dsn() -> Iterator[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@pytest.fixture(scope="session")
+def pg_dsn() -> Iterator[str]:
+    """A Postgres database created for this session and dropped afterwards."""
+    with temporary_database("usdirect_test") as dsn:
+        yield dsn
+
+
 @pytest.fixture
 def duckdb_path(tmp_path: Path) -> Path:
     """Path of a fresh DuckDB warehouse file."""
     return tmp_path / "warehouse.duckdb"
+
+
+def warehouse_conn(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> dict:
+    """Airflow connection dict (JSON form) for a DuckDB file or the session's Postgres database."""
+    if kind == "duckdb":
+        return {"conn_type": "duckdb", "host": str(tmp_path / "warehouse.duckdb")}
+    dsn = request.getfixturevalue("pg_dsn")
+    return {
+        "conn_type": "postgres",
+        "host": "127.0.0.1",
+        "login": "postgres",
+        "port": 5432,
+        "schema": dsn.rsplit("/", 1)[1],
+    }
 
 
 def conn_env_var(conn_id: str, conn: dict) -> tuple[str, str]:

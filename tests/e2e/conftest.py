@@ -18,7 +18,6 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +37,7 @@ from scripts.local_airflow import (
     seed_orders,
     stop_process_group,
 )
-from tests.conftest import PG_ADMIN_DSN, REPO
+from tests.conftest import REPO, temporary_database
 from tests.ops.receivers import WebhookReceiver
 
 COMPONENTS = ("scheduler", "dag-processor", "api-server", "triggerer")
@@ -190,17 +189,8 @@ def _login(stack: AirflowStack) -> str:
 @pytest.fixture(scope="session")
 def metadata_db() -> Iterator[str]:
     """SQLAlchemy URL of a Postgres database created for Airflow's metadata and dropped afterwards."""
-    import psycopg
-
-    name = f"usdirect_e2e_meta_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        base = PG_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
-        yield f"{base}/{name}"
-    finally:
-        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with temporary_database("usdirect_e2e_meta") as dsn:
+        yield dsn.replace("postgresql://", "postgresql+psycopg://", 1)
 
 
 @pytest.fixture(scope="session")

@@ -13,22 +13,8 @@ import pytest
 import yaml
 
 from sandbox.runner import SandboxInfo
-from tests.conftest import REPO, conn_env_var
+from tests.conftest import REPO, conn_env_var, warehouse_conn
 from usdirect.targets.sql import Warehouse
-
-
-def warehouse_conn(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> dict:
-    """Airflow connection dict (JSON form) for a DuckDB file or the session's Postgres database."""
-    if kind == "duckdb":
-        return {"conn_type": "duckdb", "host": str(tmp_path / "warehouse.duckdb")}
-    dsn = request.getfixturevalue("pg_dsn")
-    return {
-        "conn_type": "postgres",
-        "host": "127.0.0.1",
-        "login": "postgres",
-        "port": 5432,
-        "schema": dsn.rsplit("/", 1)[1],
-    }
 
 
 @pytest.fixture(params=["duckdb", "postgres"])

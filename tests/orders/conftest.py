@@ -10,31 +10,16 @@ from typing import Any
 import pytest
 
 from sandbox.runner import SandboxInfo
-from tests.conftest import REPO, conn_env_var
+from tests.conftest import REPO, conn_env_var, warehouse_conn
 from tests.contract_examples import CONTRACT_FR
 from usdirect.targets.sql import Warehouse
-
-
-def pg_conn(dsn: str) -> dict[str, Any]:
-    return {
-        "conn_type": "postgres",
-        "host": "127.0.0.1",
-        "login": "postgres",
-        "port": 5432,
-        "schema": dsn.rsplit("/", 1)[1],
-    }
 
 
 @pytest.fixture(params=["duckdb", "postgres"])
 def warehouse(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Warehouse:
     """An empty warehouse: a fresh DuckDB file, or a fresh schema in the session's Postgres DB."""
-    if request.param == "duckdb":
-        conn = {"conn_type": "duckdb", "host": str(tmp_path / "w.duckdb")}
-        schema = None
-    else:
-        conn = pg_conn(request.getfixturevalue("pg_dsn"))
-        schema = f"orders_{uuid.uuid4().hex[:8]}"
-    monkeypatch.setenv(*conn_env_var("wh_orders", conn))
+    schema = None if request.param == "duckdb" else f"orders_{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv(*conn_env_var("wh_orders", warehouse_conn(request.param, request, tmp_path)))
     return Warehouse.from_conn_id("wh_orders", schema=schema)
 
 

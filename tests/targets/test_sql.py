@@ -9,7 +9,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from tests.conftest import conn_env_var
+from tests.conftest import conn_env_var, warehouse_conn
 from usdirect.targets.sql import Warehouse, WarehouseConfigError
 
 ROWS = pa.table(
@@ -32,18 +32,7 @@ DDL = (
 
 @pytest.fixture(params=["duckdb", "postgres"])
 def warehouse(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Warehouse:
-    if request.param == "duckdb":
-        conn = {"conn_type": "duckdb", "host": str(tmp_path / "w.duckdb")}
-    else:
-        dsn = request.getfixturevalue("pg_dsn")
-        conn = {
-            "conn_type": "postgres",
-            "host": "127.0.0.1",
-            "login": "postgres",
-            "port": 5432,
-            "schema": dsn.rsplit("/", 1)[1],
-        }
-    monkeypatch.setenv(*conn_env_var("wh_test", conn))
+    monkeypatch.setenv(*conn_env_var("wh_test", warehouse_conn(request.param, request, tmp_path)))
     return Warehouse.from_conn_id("wh_test", schema="usd_test")
 
 
