@@ -1,4 +1,4 @@
-"""The Flxpoint-like platform API (shared/flxpoint-api.md) plus its /_sandbox admin endpoints."""
+"""The Flxpoint-like platform API (docs/flxpoint-api.md) plus its /_sandbox admin endpoints."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The US Direct reseller API (shared/usdirect-api.md) plus its /_sandbox admin endpoints."""
+"""The US Direct reseller API (docs/usdirect-api.md) plus its /_sandbox admin endpoints."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The worked examples of ../shared/flxpoint-api.md and usdirect-api.md, shared by the tests.
+"""The worked examples of docs/flxpoint-api.md and docs/usdirect-api.md, shared by the tests.
 
 Tests deep-copy them before changing anything.
 """

@@ -22,7 +22,7 @@ SHIPPING = {
     "FEDX": "FEDEX-EXP",
     "USPSP": "USPS-PRIORITY",
 }
-# The fulfillment request and PO payload of the two API contracts (/work/shared/*-api.md).
+# The fulfillment request and PO payload of the two API contracts (docs/*-api.md).
 CONTRACT_SHIPMENT = {
     "shipment_id": "SH-77812",
     "po_number": "54007-1",

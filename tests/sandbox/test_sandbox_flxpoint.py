@@ -1,4 +1,4 @@
-"""The Flxpoint-like server against shared/flxpoint-api.md: auth, limits, inventory, FRs, shipments."""
+"""The Flxpoint-like server against docs/flxpoint-api.md: auth, limits, inventory, FRs, shipments."""
 
 from __future__ import annotations
 

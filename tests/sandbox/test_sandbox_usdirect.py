@@ -1,4 +1,4 @@
-"""The US Direct server against shared/usdirect-api.md: auth, feed, inventory paging, orders, invoices."""
+"""The US Direct server against docs/usdirect-api.md: auth, feed, inventory paging, orders, invoices."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 Writes here are safe to retry: variant updates are PUTs, parents are upserts, status changes are
 idempotent PATCHes, and shipments and source invoices answer 409 with the existing id when the
-first attempt had in fact gone through. See /work/shared/flxpoint-api.md for the contract.
+first attempt had in fact gone through. See docs/flxpoint-api.md for the contract.
 """
 
 from __future__ import annotations

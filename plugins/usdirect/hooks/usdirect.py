@@ -2,7 +2,7 @@
 
 One ``usdirect`` connection holds the three credentials: the API Token (password), the Feed URL
 and the Reseller Token (extras). All three are registered with the secret masker as soon as the
-connection is read. See /work/shared/usdirect-api.md for the contract.
+connection is read. See docs/usdirect-api.md for the contract.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Every write here is safe to repeat: marking a request processed is idempotent, and shipments and
 source invoices answer 409 with the existing id when they were delivered before, after which
-only a status change is sent. Bodies follow /work/shared/flxpoint-api.md.
+only a status change is sent. Bodies follow docs/flxpoint-api.md.
 """
 
 from __future__ import annotations
