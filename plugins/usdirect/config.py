@@ -14,11 +14,13 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from usdirect.errors import PermanentError
+
 Target = Literal["warehouse", "platform"]
 OPERATIONS = ("get_inventory", "get_inventory_changes", "send_orders", "get_shipments", "get_invoices")
 
 
-class ConfigError(ValueError):
+class ConfigError(PermanentError, ValueError):
     """The usdirect config file is missing or invalid; the message names the file and key."""
 
 

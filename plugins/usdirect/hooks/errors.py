@@ -9,16 +9,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from usdirect.errors import PermanentError
+
 
 class UsDirectError(Exception):
     """Base class of every error the hooks raise on purpose."""
 
 
-class ConnectionConfigError(UsDirectError):
+class ConnectionConfigError(UsDirectError, PermanentError):
     """The Airflow connection is missing a field or holds a value that cannot be used."""
 
 
-class AuthenticationError(UsDirectError):
+class AuthenticationError(UsDirectError, PermanentError):
     """A credential was missing, rejected (401) or lacks access to the resource (403)."""
 
     def __init__(self, credential: str, status: int, message: str | None = None) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from usdirect.errors import PermanentError
+
 
 @dataclass(frozen=True)
 class TemplateIssue:
@@ -19,7 +21,7 @@ class TemplateIssue:
         return f"{where}: {self.message}. Fix: {self.fix}"
 
 
-class TemplateError(ValueError):
+class TemplateError(PermanentError, ValueError):
     """A template that cannot be used as written; `issues` lists every problem found."""
 
     def __init__(self, issues: list[TemplateIssue]) -> None:
@@ -27,5 +29,5 @@ class TemplateError(ValueError):
         super().__init__("\n".join(str(issue) for issue in issues))
 
 
-class RejectShareExceededError(RuntimeError):
+class RejectShareExceededError(PermanentError, RuntimeError):
     """Too large a share of the source rows was rejected for the run to be trusted."""

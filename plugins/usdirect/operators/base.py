@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from usdirect.config import Account, Config, load_config
+from usdirect.errors import PermanentError
 
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
@@ -135,7 +136,7 @@ def _summary(run: OperationRun, outcome: str, message: str | None) -> str:
 def operation_run(operation: str, account_id: str) -> Iterator[OperationRun]:
     """Open the run frame for the current Airflow task; records outcome and logs a summary."""
     from airflow.sdk import get_current_context
-    from airflow.sdk.exceptions import AirflowSkipException
+    from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
     from usdirect.targets.audit import RunRecord, record_run
 
@@ -171,6 +172,10 @@ def operation_run(operation: str, account_id: str) -> Iterator[OperationRun]:
     except AirflowSkipException as exc:
         outcome, message = "skipped", str(exc)
         raise
+    except PermanentError as exc:
+        # Waiting cannot fix it: fail now, without retries, keeping the typed cause for the alert.
+        outcome, message = "failed", f"{type(exc).__name__}: {exc}"
+        raise AirflowFailException(str(exc)) from exc
     except Exception as exc:
         outcome, message = "failed", f"{type(exc).__name__}: {exc}"
         raise

@@ -64,24 +64,7 @@ def _rejects(run: OperationRun, stage: str, read: int) -> None:
     if wh is not None:
         with wh.connect() as conn:
             write_rejects(wh, conn, run.run_id, table)
-    with _stop_without_retry():
-        check_reject_share(read, table, run.settings.max_reject_share)
-
-
-@contextmanager
-def _stop_without_retry() -> Iterator[None]:
-    """A guard that trips, or a base that was replaced, fails the task for good: a retry would
-    find the same staged data again."""
-    from airflow.sdk.exceptions import AirflowFailException
-
-    from usdirect.mapping import RejectShareExceededError
-    from usdirect.pipelines.inventory_guard import FeedShrinkError
-    from usdirect.pipelines.inventory_reuse import BaseChangedError
-
-    try:
-        yield
-    except (FeedShrinkError, RejectShareExceededError, BaseChangedError) as exc:
-        raise AirflowFailException(str(exc)) from None
+    check_reject_share(read, table, run.settings.max_reject_share)
 
 
 def _base_run(run: OperationRun, last_good: str | None) -> str | None:
@@ -187,13 +170,12 @@ def map_feed(account_id: str, fetched: dict[str, Any]) -> dict[str, Any]:
         run.staging("inventory", "feed.json").write_text(json.dumps({"base_run": based_on or run.run_id}))
         _transformed(run, result)
         _rejects(run, "inventory", result.read)
-        with _stop_without_retry():
-            note = check_feed_size(
-                result.skus,
-                state.sku_count if state else None,
-                run.settings.max_shrink_share,
-                bool(run.params.get("allow_shrink", False)),
-            )
+        note = check_feed_size(
+            result.skus,
+            state.sku_count if state else None,
+            run.settings.max_shrink_share,
+            bool(run.params.get("allow_shrink", False)),
+        )
         if note:
             run.record.counts["shrink_override"] = note
         return {**fetched, "skus": result.skus, "base_run": based_on, "base_id": result.base_id}
@@ -211,7 +193,7 @@ def load_inventory_warehouse(
         wh = run.warehouse()
         assert wh is not None  # the task exists only when 'warehouse' is a target
         load = load_full if operation == FULL else load_changes
-        with _mapped_feed(run, stage, mapped) as feed, _stop_without_retry():
+        with _mapped_feed(run, stage, mapped) as feed:
             counts = load(wh, account_id, run.run_id, feed, dt.datetime.now(dt.UTC))
         run.record.counts.update(counts.as_dict())
         run.record.rows_in, run.record.rows_changed = counts.read, counts.changed
@@ -232,7 +214,7 @@ def publish_inventory_platform(
         wh = _state_warehouse(run)
         writable = frozenset(_template(run).writable_fields())
         full = operation == FULL
-        with _mapped_feed(run, stage, mapped) as feed, staging.scratch() as tmp, _stop_without_retry():
+        with _mapped_feed(run, stage, mapped) as feed, staging.scratch() as tmp:
             plan = plan_publish(wh, account_id, feed, tmp, writable, full=full)
             run.record.counts.update(
                 planned_calls=plan.calls, unchanged=plan.unchanged, deferred=plan.deferred

@@ -7,8 +7,10 @@ products that are still for sale. A person who knows the cut is real re-runs wit
 
 from __future__ import annotations
 
+from usdirect.errors import PermanentError
 
-class FeedShrinkError(RuntimeError):
+
+class FeedShrinkError(PermanentError, RuntimeError):
     """The feed is empty or shrank past the threshold; nothing was loaded, archived or published."""
 
 

@@ -28,6 +28,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from usdirect.errors import PermanentError
 from usdirect.mapping import Template
 from usdirect.pipelines.inventory_engine import parquet_source
 from usdirect.pipelines.inventory_schema import MAPPED_COLUMNS, MAPPED_SCHEMA
@@ -43,7 +44,7 @@ MAX_FRESH_SHARE = 0.2
 DROPPED_SCHEMA = pa.schema([(RAW_HASH, pa.int64())])
 
 
-class BaseChangedError(RuntimeError):
+class BaseChangedError(PermanentError, RuntimeError):
     """The complete file a run builds on was replaced after the run mapped its feed."""
 
 

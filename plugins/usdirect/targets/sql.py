@@ -18,12 +18,14 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from usdirect.errors import PermanentError
+
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _COPY_CHUNK = 8 << 20
 DUCKDB_LOCK_WAIT_S = 300.0
 
 
-class WarehouseConfigError(ValueError):
+class WarehouseConfigError(PermanentError, ValueError):
     """The warehouse connection or table naming cannot be used."""
 
 
