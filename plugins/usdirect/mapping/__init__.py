@@ -7,19 +7,44 @@ Usage::
     result = template.map_batch(record_batch)          # feed batches (all-text columns)
     result = template.map_records(fulfillment_requests)  # JSON sources
     result.mapped, result.rejects, result.children
+
+The names below are imported on first use: DAG files check settings and templates at parse time
+through ``usdirect.mapping.errors`` / ``yaml_lines`` / ``spec_check``, which must not pull in Arrow.
 """
 
-from usdirect.mapping.errors import RejectShareExceededError, TemplateError, TemplateIssue
-from usdirect.mapping.rejects import REJECTS_SCHEMA, check_reject_share
-from usdirect.mapping.template import MappingResult, Template, load_template
+from __future__ import annotations
 
-__all__ = [
-    "REJECTS_SCHEMA",
-    "MappingResult",
-    "RejectShareExceededError",
-    "Template",
-    "TemplateError",
-    "TemplateIssue",
-    "check_reject_share",
-    "load_template",
-]
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from usdirect.mapping.errors import RejectShareExceededError as RejectShareExceededError
+    from usdirect.mapping.errors import TemplateError as TemplateError
+    from usdirect.mapping.errors import TemplateIssue as TemplateIssue
+    from usdirect.mapping.rejects import REJECTS_SCHEMA as REJECTS_SCHEMA
+    from usdirect.mapping.rejects import check_reject_share as check_reject_share
+    from usdirect.mapping.template import MappingResult as MappingResult
+    from usdirect.mapping.template import Template as Template
+    from usdirect.mapping.template import load_template as load_template
+
+_HOME = {
+    "REJECTS_SCHEMA": "usdirect.mapping.rejects",
+    "MappingResult": "usdirect.mapping.template",
+    "RejectShareExceededError": "usdirect.mapping.errors",
+    "Template": "usdirect.mapping.template",
+    "TemplateError": "usdirect.mapping.errors",
+    "TemplateIssue": "usdirect.mapping.errors",
+    "check_reject_share": "usdirect.mapping.rejects",
+    "load_template": "usdirect.mapping.template",
+}
+__all__ = sorted(_HOME)
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module = _HOME[name]
+    except KeyError:
+        raise AttributeError(f"module 'usdirect.mapping' has no attribute {name!r}") from None
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value

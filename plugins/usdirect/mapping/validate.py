@@ -6,39 +6,31 @@ reported together so that a user fixes a template in one pass.
 
 from __future__ import annotations
 
-import difflib
 import string
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from pydantic import BaseModel, ValidationError
 
 from usdirect.mapping import kernels
 from usdirect.mapping.engine import FieldPlan, NumberStep, RulePlan, TablePlan, TextStep
 from usdirect.mapping.errors import TemplateError, TemplateIssue
 from usdirect.mapping.model import (
     NUMBER_STEPS,
-    ChildSpec,
-    ClampArgs,
-    Condition,
     FieldSpec,
-    ReplaceArgs,
     RoundArgs,
     Rule,
     Step,
-    Switches,
     TemplateSpec,
     ValueMapFile,
     ValueMapSpec,
 )
 from usdirect.mapping.schema import CANONICAL, TYPE_HELP, OperationTargets, Target, parse_type, type_name
-from usdirect.mapping.yaml_lines import LocatedYaml, YamlPath, load_located_yaml
+from usdirect.mapping.spec_check import collect_value_maps, did_you_mean, parse_model
+from usdirect.mapping.yaml_lines import LocatedYaml, YamlPath
 
-M = TypeVar("M", bound=BaseModel)
 POSITION = "$position"  # child source: the item's 1-based position in its list
 
 
@@ -54,8 +46,8 @@ class CompiledTemplate:
 
 def compile_template(located: LocatedYaml) -> CompiledTemplate:
     """Validate a loaded template file and compile it; raises TemplateError listing every issue."""
-    spec = _parse(located, TemplateSpec)
-    value_maps, issues = _value_maps(located, spec)
+    spec = parse_model(located, TemplateSpec)
+    value_maps, issues = collect_value_maps(located, spec)
     compiler = _Compiler(located, spec, value_maps, issues)
     compiled = compiler.run()
     if issues:
@@ -65,135 +57,13 @@ def compile_template(located: LocatedYaml) -> CompiledTemplate:
 
 def check_value_map_file(located: LocatedYaml) -> list[str]:
     """Validate a shared value-map file on its own; returns the map names."""
-    shared = _parse(located, ValueMapFile)
+    shared = parse_model(located, ValueMapFile)
     issues: list[TemplateIssue] = []
     for name, vm in shared.value_maps.items():
         _compile_value_map(name, vm, located, ("value_maps", name), issues)
     if issues:
         raise TemplateError(issues)
     return list(shared.value_maps)
-
-
-def _parse(located: LocatedYaml, model: type[M]) -> M:
-    if not isinstance(located.data, dict):
-        raise TemplateError(
-            [located.issue((), "the file is not a YAML mapping", "start the file with `operation: ...`")]
-        )
-    try:
-        return model.model_validate(located.data)
-    except ValidationError as exc:
-        raise TemplateError([_pydantic_issue(located, err) for err in exc.errors()]) from None
-
-
-def _pydantic_issue(located: LocatedYaml, err: Any) -> TemplateIssue:
-    path = _data_path(located.data, err["loc"], err["type"])
-    where = ".".join(str(p) for p in path) or "the file"
-    kind = err["type"]
-    if kind == "extra_forbidden":
-        key = str(path[-1])
-        allowed = _allowed_keys(path[:-1])
-        if len(path) >= 3 and path[-3] == "transforms":
-            return located.issue(
-                path,
-                f"unknown transform {key!r}",
-                f"use one of: {', '.join(allowed)}{_did_you_mean(key, allowed)}",
-            )
-        return located.issue(
-            path,
-            f"unknown key {key!r} in {'.'.join(str(p) for p in path[:-1]) or 'the top level'}",
-            f"allowed keys here: {', '.join(allowed)}{_did_you_mean(key, allowed)}",
-        )
-    if kind == "missing":
-        return located.issue(path[:-1], f"missing required key {path[-1]!r}", f"add `{path[-1]}:` here")
-    message = err["msg"].removeprefix("Value error, ")
-    return located.issue(path, f"{where}: {message}", "correct the value as the message says")
-
-
-def _data_path(data: Any, loc: tuple[Any, ...], kind: str) -> YamlPath:
-    """Map a pydantic location onto the YAML path (pydantic adds union-member names to it)."""
-    path: list[str | int] = []
-    current = data
-    for index, part in enumerate(loc):
-        last = index == len(loc) - 1
-        in_dict = isinstance(current, dict) and part in current
-        in_list = isinstance(current, list) and isinstance(part, int) and part < len(current)
-        if in_dict or in_list:
-            path.append(part)
-            current = current[part]
-        elif last and kind in ("extra_forbidden", "missing"):
-            path.append(part)
-    return tuple(path)
-
-
-_MODELS_BY_PARENT: dict[str, type[BaseModel]] = {
-    "fields": FieldSpec,
-    "value_maps": ValueMapSpec,
-    "children": ChildSpec,
-    "transforms": Step,
-    "rules": Rule,
-}
-_MODELS_BY_KEY: dict[str, type[BaseModel]] = {
-    "switches": Switches,
-    "reject_if": Condition,
-    "replace": ReplaceArgs,
-    "round": RoundArgs,
-    "clamp": ClampArgs,
-}
-
-
-def _allowed_keys(path: YamlPath) -> list[str]:
-    model: type[BaseModel] = TemplateSpec
-    if path:
-        last = path[-1]
-        parent = path[-2] if len(path) >= 2 else None
-        if isinstance(last, str) and last in _MODELS_BY_KEY:
-            model = _MODELS_BY_KEY[last]
-        elif isinstance(parent, str) and parent in _MODELS_BY_PARENT:
-            model = _MODELS_BY_PARENT[parent]
-    return [info.alias or name for name, info in model.model_fields.items()]
-
-
-def _did_you_mean(word: str, choices: list[str]) -> str:
-    close = difflib.get_close_matches(word, choices, n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-def _value_maps(
-    located: LocatedYaml, spec: TemplateSpec
-) -> tuple[dict[str, tuple[ValueMapSpec, LocatedYaml, YamlPath]], list[TemplateIssue]]:
-    """Inline value maps plus those of the listed files (paths relative to the template)."""
-    issues: list[TemplateIssue] = []
-    found: dict[str, tuple[ValueMapSpec, LocatedYaml, YamlPath]] = {
-        name: (vm, located, ("value_maps", name)) for name, vm in spec.value_maps.items()
-    }
-    base = Path(located.file).parent
-    for index, relative in enumerate(spec.value_map_files):
-        try:
-            other = load_located_yaml(base / relative)
-            shared = _parse(other, ValueMapFile)
-        except TemplateError as exc:
-            issues.extend(exc.issues)
-            if not (base / relative).is_file():
-                issues.append(
-                    located.issue(
-                        ("value_map_files", index),
-                        f"value map file {relative!r} not found next to the template",
-                        "give a path relative to this template's folder",
-                    )
-                )
-            continue
-        for name, vm in shared.value_maps.items():
-            if name in found:
-                issues.append(
-                    other.issue(
-                        ("value_maps", name),
-                        f"value map {name!r} is also defined in {found[name][1].file}",
-                        "rename one of them or delete the duplicate",
-                    )
-                )
-                continue
-            found[name] = (vm, other, ("value_maps", name))
-    return found, issues
 
 
 class _Compiler:
@@ -275,7 +145,7 @@ class _Compiler:
                 self.issue(
                     path,
                     f"unknown target field {target_name!r} for {self.spec.operation}",
-                    f"use one of: {', '.join(names)}{_did_you_mean(target_name, names)}",
+                    f"use one of: {', '.join(names)}{did_you_mean(target_name, names)}",
                 )
                 continue
             plan = self._field(path, target, field, child=child)
@@ -434,7 +304,7 @@ class _Compiler:
                     path,
                     f"unknown value map {arg!r}",
                     f"define it under `value_maps:` or in a file listed in `value_map_files:` "
-                    f"(known: {', '.join(known) or 'none'}){_did_you_mean(arg, known)}",
+                    f"(known: {', '.join(known) or 'none'}){did_you_mean(arg, known)}",
                 )
                 return None
             self._check_map_values(arg, target, dtype)
@@ -522,7 +392,7 @@ class _Compiler:
             self.issue(
                 (*path, "reject_if", "field"),
                 f"rule tests {cond.field!r}, which this template does not map",
-                f"use one of: {', '.join(plans)}{_did_you_mean(cond.field, list(plans))}",
+                f"use one of: {', '.join(plans)}{did_you_mean(cond.field, list(plans))}",
             )
             return None
         tests: list[Callable[[pa.Array], pa.Array]] = []
