@@ -36,6 +36,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "(kinds: 429 500 502 503 504 reset slow truncate commit_drop; keys: times skip probability "
         "retry_after delay fraction after); several specs may follow one --fault, and --fault may repeat",
     )
+    p.add_argument(
+        "--state-file",
+        type=Path,
+        help="continue from the state saved in this file when it exists, and save the state (clock, "
+        "catalog, orders, platform) there on shutdown",
+    )
     p.add_argument("--data-dir", type=Path, help="where the feed files are written (default: a temp dir)")
     p.add_argument("--feed-limit", type=int, default=1, help="feed downloads per minute (0: no limit)")
     p.add_argument(
@@ -73,6 +79,7 @@ def main(argv: list[str] | None = None) -> None:
         platform_rate_limit=args.platform_rate_limit,
         good_frs=args.good_frs,
         bad_frs=args.bad_frs,
+        state_file=args.state_file,
         **extra,
     )
     try:

@@ -176,6 +176,10 @@ def _validate_lines(lines: Any) -> list[dict[str, str]]:
     return problems
 
 
+def _new_counts() -> dict[str, int]:
+    return {"submitted": 0, "created": 0}
+
+
 class OrderBook:
     """Orders, shipments and invoices of one account, moved along by the simulated clock."""
 
@@ -184,7 +188,7 @@ class OrderBook:
         self.orders: dict[str, dict] = {}
         self.shipments: dict[str, dict] = {}
         self.invoices: dict[str, dict] = {}
-        self.counts: dict[str, dict[str, int]] = defaultdict(lambda: {"submitted": 0, "created": 0})
+        self.counts: dict[str, dict[str, int]] = defaultdict(_new_counts)
         self._events: list[tuple[datetime, int, Callable[[datetime], None]]] = []
         self._seq = 0
         self._order_no = 100
@@ -284,16 +288,17 @@ class OrderBook:
             parcels = [[(ln, first)], [(ln, qty - first)]]
         else:
             parcels = [units]
-        self._at(t0 + timedelta(hours=1), lambda at: self._set_status(order, "processing", at))
+        # Events are partials of methods, not lambdas, so that the book can be pickled (--state-file).
+        self._at(t0 + timedelta(hours=1), partial(self._set_status, order, "processing"))
         rolls = [rng.random() for _ in parcels]
         ship_times = [t0 + timedelta(hours=20 + 24 * k) for k in range(len(parcels))]
         for k, (parcel, when) in enumerate(zip(parcels, ship_times, strict=True)):
             last = k == len(parcels) - 1
             self._at(when, partial(self._ship, order, parcel, k, last, rolls[k]))
         invoice_at = ship_times[-1] + timedelta(hours=2)
-        self._at(invoice_at, lambda at: self._invoice(order, split=len(parcels) > 1, at=at))
+        self._at(invoice_at, partial(self._invoice, order, len(parcels) > 1))
         settled = "credited" if min(rolls) < RETURN_SHARE else "paid"
-        self._at(invoice_at + timedelta(days=3), lambda at: self._set_invoice_status(order, settled, at))
+        self._at(invoice_at + timedelta(days=3), partial(self._set_invoice_status, order, settled))
 
     def _qty(self, order: dict, accepted_line: dict) -> int:
         for line in order["lines"]:
@@ -343,7 +348,7 @@ class OrderBook:
         else:
             steps += [(48, "delivered")]
         for hours, status in steps:
-            self._at(at + timedelta(hours=hours), lambda when, s=status: self._move(shipment, s, when))
+            self._at(at + timedelta(hours=hours), partial(self._move, shipment, status))
 
     def _move(self, shipment: dict, status: str, at: datetime) -> None:
         shipment["status"], shipment["updated_at"] = status, iso(at)

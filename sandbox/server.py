@@ -55,6 +55,8 @@ def announcement(state: SandboxState, usdirect_port: int, flxpoint_port: int) ->
 async def serve(options: SandboxOptions, usdirect_port: int, flxpoint_port: int) -> None:
     """Serve until SIGTERM/SIGINT; prints the announcement once both servers accept connections."""
     state = SandboxState(options, Tokens())
+    if options.state_file is not None and options.state_file.exists():
+        state.restore(options.state_file)
     socks = [_bind(usdirect_port), _bind(flxpoint_port)]
     apps = [
         SandboxMiddleware(usdirect_app.create_app(state), state.usdirect_faults, state.usdirect_stats),
@@ -79,3 +81,5 @@ async def serve(options: SandboxOptions, usdirect_port: int, flxpoint_port: int)
         sys.stdout.write(json.dumps(announcement(state, *ports)) + "\n")
         sys.stdout.flush()
     await asyncio.gather(*tasks)
+    if options.state_file is not None:  # the servers have stopped: nothing changes the state any more
+        state.save(options.state_file)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import pickle
 import secrets
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -14,6 +16,8 @@ from sandbox.feed import FeedStore
 from sandbox.orders import OrderBook
 from sandbox.platform import Platform
 from sandbox.ratelimit import SlidingWindowLimiter, Stats
+
+SNAPSHOT_VERSION = 1
 
 
 @dataclass
@@ -33,6 +37,7 @@ class SandboxOptions:
     start_time: datetime = field(
         default_factory=lambda: datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     )
+    state_file: Path | None = None  # restored on start when it exists, saved on shutdown
 
 
 @dataclass(frozen=True)
@@ -78,3 +83,41 @@ class SandboxState:
         self.flxpoint_faults.set([replace(r) for r in self.rules if "flxpoint" in server_for(r.endpoint)])
         for limiter in (self.api_limiter, self.feed_limiter, self.platform_limiter):
             limiter.reset()
+
+    # --- persistence (`--state-file`): what `make airflow` keeps across restarts ------------------
+    def save(self, path: Path) -> None:
+        """Write clock, catalog, orders and platform to ``path`` atomically (a crash keeps the old file)."""
+        snapshot = {
+            "version": SNAPSHOT_VERSION,
+            "seed": self.options.seed,
+            "catalog_size": self.options.catalog_size,
+            "saved_at": datetime.now(UTC),
+            "clock": self.clock,
+            "catalog": self.catalog,
+            "orders": self.orders,
+            "platform": self.platform,
+            "feed_mode": (self.feed.mode, self.feed.short_share),
+        }
+        tmp = path.with_name(path.name + ".tmp")
+        with tmp.open("wb") as fh:
+            pickle.dump(snapshot, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, path)
+
+    def restore(self, path: Path) -> None:
+        """Continue from a snapshot written by :meth:`save` by a sandbox started with the same seed."""
+        with path.open("rb") as fh:
+            snapshot = pickle.load(fh)  # noqa: S301 (the sandbox's own file, written by save())
+        expected = (SNAPSHOT_VERSION, self.options.seed, self.options.catalog_size)
+        found = (snapshot.get("version"), snapshot.get("seed"), snapshot.get("catalog_size"))
+        if found != expected:
+            raise ValueError(
+                f"sandbox state file {path} was written with (version, seed, catalog size) {found}, "
+                f"this sandbox runs with {expected}: start it with the same options or delete the file"
+            )
+        self.clock, self.catalog = snapshot["clock"], snapshot["catalog"]
+        self.orders, self.platform = snapshot["orders"], snapshot["platform"]
+        self.feed.file.discard()
+        self.feed = FeedStore(self.catalog, self.options.data_dir, self.options.dirty)
+        mode, share = snapshot["feed_mode"]
+        if mode != "normal":
+            self.feed.set_mode(mode, share)

@@ -12,6 +12,7 @@ import pytest
 from sandbox_testlib import api
 
 from sandbox.runner import REPO, SandboxInfo, start_sandbox
+from tests.contract_examples import CONTRACT_PO
 
 KEYS = {
     "usdirect_url",
@@ -94,3 +95,44 @@ def test_session_sandbox_keeps_contract_limits(sandbox: SandboxInfo) -> None:
         responses = [c.get(f"{sandbox.usdirect_url}/v1/ping", headers=api(sandbox)) for _ in range(8)]
     limited = [r for r in responses if r.status_code == 429]
     assert limited and all(r.headers["Retry-After"] == "1" for r in limited)
+
+
+def test_state_file_carries_clock_catalog_orders_and_platform_across_a_restart(tmp_path) -> None:
+    """`make airflow` restarts the sandbox with --state-file: what the warehouse knows must still be there."""
+    state = tmp_path / "sandbox-state.pickle"
+    options = {"catalog_size": 200, "feed_limit": 0, "state_file": state}
+    with start_sandbox(**options) as sb:
+        sku = next(
+            r["sku"] for r in sb.catalog_truth()["rows"] if r["status"] == "active" and r["quantity"] > 5
+        )
+        body = dict(CONTRACT_PO, po_number="70001-1")
+        body["lines"] = [{"line_number": 1, "item_number": sku, "quantity": 1, "unit_cost": "1.00"}]
+        assert httpx.post(f"{sb.usdirect_url}/v1/orders", json=body, headers=api(sb)).status_code == 201
+        sb.next_catalog_version(price=0.1)
+        sb.advance_clock(hours=30)  # shipped, in transit
+        before = {
+            "clock": sb.clock_now(),
+            "order": httpx.get(f"{sb.usdirect_url}/v1/orders/70001-1", headers=api(sb)).json(),
+            "truth": sb.catalog_truth(),
+            "frs": sb.platform("fulfillment-requests"),
+        }
+    assert state.exists(), "the sandbox saves its state on SIGTERM"
+    with start_sandbox(**options) as sb:
+        assert sb.clock_now() == before["clock"]
+        assert httpx.get(f"{sb.usdirect_url}/v1/orders/70001-1", headers=api(sb)).json() == before["order"]
+        assert sb.catalog_truth() == before["truth"]
+        assert sb.platform("fulfillment-requests") == before["frs"]
+        sb.advance_clock(hours=48)  # the restored order keeps moving along its timeline
+        shipments = httpx.get(f"{sb.usdirect_url}/v1/orders/70001-1/shipments", headers=api(sb)).json()
+        assert shipments["shipments"] and all(s["status"] == "delivered" for s in shipments["shipments"])
+
+
+def test_state_file_of_another_seed_is_refused(tmp_path) -> None:
+    state = tmp_path / "sandbox-state.pickle"
+    with start_sandbox(catalog_size=100, state_file=state):
+        pass
+    with (
+        pytest.raises(RuntimeError, match="same options or delete the file"),
+        start_sandbox(catalog_size=100, seed=7, state_file=state),
+    ):
+        pass
