@@ -17,6 +17,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -247,3 +248,40 @@ def _load_config(env: dict[str, str]) -> Any:
     from usdirect.config import load_config
 
     return load_config(env["USDIRECT_CONFIG"])
+
+
+# --- headless Chromium on the Airflow UI (connection form, UI backfill) ---------------------------
+
+ARTIFACTS = REPO / "test-artifacts"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def browser_page(airflow_stack: AirflowStack) -> Iterator[Any]:
+    """A logged-in page (the API's JWT in the UI's cookie) in a throw-away Chromium profile."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Chromium is not installed: run `make browser-deps` (Debian packages chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in requirements-dev.txt")
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_api.sync_playwright() as pw, tempfile.TemporaryDirectory(prefix="chromium-") as profile:
+        context = pw.chromium.launch_persistent_context(
+            profile,
+            executable_path=CHROMIUM,
+            headless=True,  # playwright adds --headless
+            args=CHROMIUM_FLAGS,
+            viewport={"width": 1400, "height": 1000},
+        )
+        context.add_cookies([{"name": "_token", "value": airflow_stack.token, "url": airflow_stack.base_url}])
+        try:
+            yield context.new_page()
+        finally:
+            context.close()

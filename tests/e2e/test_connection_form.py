@@ -9,52 +9,13 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import tempfile
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import REPO
-from tests.e2e.conftest import AirflowStack
+from tests.e2e.conftest import ARTIFACTS, AirflowStack
 
 pytestmark = pytest.mark.e2e
-
-ARTIFACTS = REPO / "test-artifacts"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-@pytest.fixture(scope="module")
-def browser_page(airflow_stack: AirflowStack) -> Iterator[Any]:
-    """A logged-in page (the API's JWT in the UI's cookie) in a throw-away Chromium profile."""
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Chromium is not installed: run `make browser-deps` (Debian packages chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in requirements-dev.txt")
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_api.sync_playwright() as pw, tempfile.TemporaryDirectory(prefix="chromium-") as profile:
-        context = pw.chromium.launch_persistent_context(
-            profile,
-            executable_path=CHROMIUM,
-            headless=True,  # playwright adds --headless
-            args=CHROMIUM_FLAGS,
-            viewport={"width": 1400, "height": 1000},
-        )
-        context.add_cookies([{"name": "_token", "value": airflow_stack.token, "url": airflow_stack.base_url}])
-        try:
-            yield context.new_page()
-        finally:
-            context.close()
 
 
 def add_usdirect_connection(
@@ -126,5 +87,8 @@ def test_wrong_reseller_token_is_named_in_the_test_message(
     add_usdirect_connection(browser_page, airflow_stack, "usdirect_ui_wrong", wrong, "connection-wrong")
     message = press_test(browser_page, "usdirect_ui_wrong", "Test Connection Failed", "connection-wrong")
     assert "Reseller Token" in message
+    assert "on the usdirect connection 'usdirect_ui_wrong'" in message, (
+        "the message names the connection being edited, not the random-id copy Airflow tests"
+    )
     assert "API Token OK" in message, "the other credentials are still reported as fine"
     assert wrong not in message
