@@ -5,7 +5,9 @@ which turns a stored NULL port into ``0``; the API then sees a port that "differ
 connection" and answers 400 Bad Request instead of testing. US Direct and Flxpoint connections
 carry the port inside the API Base URL, so they never store one and the Test button always failed.
 Port 0 is never a real destination, so this middleware reads it as "not given" on that one
-endpoint. Registered through the package's ``airflow.plugins`` entry point; inert for other paths.
+endpoint. It also records the request's ``connection_id`` (see ``usdirect.hooks.edited_connection``)
+so that the message names the connection being edited, not the random-id copy Airflow tests.
+Registered through the package's ``airflow.plugins`` entry point; inert for other paths.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from typing import Any
 
 from airflow.plugins_manager import AirflowPlugin
 
+from usdirect.hooks.edited_connection import editing
+
 TEST_PATH = "/api/v2/connections/test"
 MAX_BODY = 1 << 20
 
@@ -23,7 +27,8 @@ Message = dict[str, Any]
 
 
 class ConnectionTestPortFix:
-    """ASGI middleware: ``"port": 0`` in a POST to /api/v2/connections/test becomes ``null``."""
+    """ASGI middleware for POST /api/v2/connections/test: ``"port": 0`` becomes ``null``, and the
+    request's ``connection_id`` is what the hooks name in their messages."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -42,7 +47,20 @@ class ConnectionTestPortFix:
             chunks.append(message.get("body", b""))
             more = message.get("more_body", False)
         body = b"".join(chunks)
-        await self.app(scope, _replay([{"type": "http.request", "body": fix_body(body)}], receive), send)
+        with editing(connection_id(body)):
+            await self.app(scope, _replay([{"type": "http.request", "body": fix_body(body)}], receive), send)
+
+
+def connection_id(body: bytes) -> str | None:
+    """The ``connection_id`` of a test request body, or None when there is none to read."""
+    if len(body) > MAX_BODY:
+        return None
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    value = data.get("connection_id") if isinstance(data, dict) else None
+    return value if isinstance(value, str) else None
 
 
 def fix_body(body: bytes) -> bytes:

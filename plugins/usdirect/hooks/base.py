@@ -8,6 +8,7 @@ from typing import Any
 
 from airflow.sdk import BaseHook
 
+from usdirect.hooks.edited_connection import shown_conn_id
 from usdirect.hooks.errors import (
     AuthenticationError,
     ConnectionConfigError,
@@ -52,7 +53,7 @@ class ApiHook(BaseHook):
     @property
     def where(self) -> str:
         """How messages name the connection to fix."""
-        return f"the {self.conn_type} connection '{self.conn_id}'"
+        return f"the {self.conn_type} connection '{shown_conn_id(self.conn_id)}'"
 
     def _load(self) -> None:
         """Read the connection once, register its secrets, validate what every call needs."""
