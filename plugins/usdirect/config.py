@@ -11,17 +11,27 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from usdirect.config_errors import SettingValueError, did_you_mean, issue_at, validation_issues
 from usdirect.errors import PermanentError
+from usdirect.mapping.errors import TemplateError, TemplateIssue
+from usdirect.mapping.yaml_lines import LocatedYaml, load_located_yaml
+from usdirect.schedules import schedule_problem
 
 Target = Literal["warehouse", "platform"]
 OPERATIONS = ("get_inventory", "get_inventory_changes", "send_orders", "get_shipments", "get_invoices")
+# Operations that fetch "what changed in this window": each run owns [data_interval_start, end).
+WINDOWED = frozenset({"get_inventory_changes", "get_shipments"})
 
 
 class ConfigError(PermanentError, ValueError):
-    """The usdirect config file is missing or invalid; the message names the file and key."""
+    """The usdirect config file is missing or invalid; the message names the file, line and key."""
+
+    @classmethod
+    def of(cls, issues: list[TemplateIssue]) -> ConfigError:
+        """One error listing every problem, each as ``file:line: problem. Fix: …``."""
+        return cls("\n".join(str(issue) for issue in issues))
 
 
 class _Strict(BaseModel):
@@ -53,16 +63,46 @@ class Account(_Strict):
             raise ValueError("list at least one target: warehouse, platform")
         return v
 
+    @field_validator("templates")
+    @classmethod
+    def _known_template_operations(cls, v: dict[str, str]) -> dict[str, str]:
+        for name in v:
+            if name not in OPERATIONS:
+                raise SettingValueError(
+                    f"{name!r} is not an operation, so this template would never be used",
+                    f"key it by one of {', '.join(OPERATIONS)}{did_you_mean(name, list(OPERATIONS))}",
+                )
+        return v
+
 
 class Operation(_Strict):
     schedule: str | None
     template: str
     max_reject_share: float = Field(default=0.05, ge=0, le=1)
     max_shrink_share: float = Field(default=0.20, ge=0, le=1)
+    # get_inventory: a SKU the full feed lacks is archived only after this many good feeds in a
+    # row (and, when set, this many hours); one short feed never archives anything.
+    archive_after_missing_feeds: int = Field(default=2, ge=1)
+    archive_after_missing_hours: float | None = Field(default=None, gt=0)
+    # get_inventory: compare the platform's variants with what should be there every N days
+    # (7 = weekly); None = only on the first publish and with the Param reconcile.
+    reconcile_every_days: int | None = Field(default=None, ge=1)
     overlap_minutes: int = Field(default=5, ge=0)
     max_workers: int = Field(default=4, ge=1, le=32)
     straggler_age_hours: int = Field(default=72, ge=1)
     overdue_after_days: int = Field(default=30, ge=1)
+    # send_orders: false = verify first; scheduled runs only dry-run, manual runs with
+    # po_numbers or confirm: true submit (usdirect.pipelines.orders_gate).
+    automatic: bool = False
+    max_gap_hours: int = Field(default=14 * 24, ge=1)  # windowed DAGs: alert when a run reads a longer gap
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron_or_preset(cls, v: str | None) -> str | None:
+        problem = schedule_problem(v, windowed=False) if v is not None else None
+        if problem:
+            raise SettingValueError(*problem)
+        return v
 
 
 class EmailChannel(_Strict):
@@ -92,6 +132,17 @@ class HttpChannel(_Strict):
 AlertChannel = Annotated[EmailChannel | SlackChannel | HttpChannel, Field(discriminator="type")]
 
 
+class RateLimitSettings(_Strict):
+    """Where the hooks keep each token's request schedule.
+
+    ``process``: per worker process (threads share it). ``redis``: one schedule per token shared by
+    every process and worker through the Redis of Airflow connection ``redis_conn_id``.
+    """
+
+    backend: Literal["process", "redis"] = "process"
+    redis_conn_id: str = Field(default="redis_default", min_length=1)
+
+
 class TaskDefaults(_Strict):
     retries: int = Field(default=2, ge=0, le=10)
     retry_delay_seconds: int = Field(default=60, ge=0)
@@ -109,6 +160,7 @@ class Config(_Strict):
     warehouse: WarehouseSettings = WarehouseSettings()
     tasks: TaskDefaults = TaskDefaults()
     alerts: Alerts = Alerts()
+    rate_limit: RateLimitSettings = RateLimitSettings()
     accounts: tuple[Account, ...]
     operations: dict[str, Operation]
 
@@ -117,10 +169,24 @@ class Config(_Strict):
     def _known_operations(cls, v: dict[str, Operation]) -> dict[str, Operation]:
         unknown = sorted(set(v) - set(OPERATIONS))
         if unknown:
-            raise ValueError(f"unknown operation(s) {unknown}; known: {list(OPERATIONS)}")
+            raise SettingValueError(
+                f"unknown operation(s) {unknown}",
+                f"use the operation names {', '.join(OPERATIONS)}"
+                f"{did_you_mean(unknown[0], list(OPERATIONS))}",
+                ("operations", unknown[0]),
+            )
         missing = sorted(set(OPERATIONS) - set(v))
         if missing:
-            raise ValueError(f"missing operation(s) {missing}: every operation needs a schedule and template")
+            raise SettingValueError(
+                f"missing operation(s) {missing}: every operation needs a schedule and template",
+                f"add `{missing[0]}:` under operations with its schedule and template "
+                "(copy it from the bundled include/usdirect.yaml)",
+            )
+        for name in sorted(WINDOWED & set(v)):
+            schedule = v[name].schedule
+            problem = schedule_problem(schedule, windowed=True) if schedule is not None else None
+            if problem:
+                raise SettingValueError(*problem, ("operations", name, "schedule"))
         return v
 
     def targets(self, account: Account) -> tuple[str, ...]:
@@ -172,22 +238,42 @@ def default_config_path() -> Path:
 @lru_cache(maxsize=8)
 def _load(path: Path, mtime: float) -> Config:
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        located = load_located_yaml(path)  # refuses duplicate keys, records each key's line
+    except TemplateError as exc:
+        raise ConfigError.of(exc.issues) from None
+    raw = located.data if located.data is not None else {}
     if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level")
+        raise ConfigError.of(
+            [located.issue((), "expected a mapping at the top level", "start with `accounts:`")]
+        )
     try:
         cfg = Config.model_validate({**raw, "path": path})
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors(include_url=False)
-        )
-        raise ConfigError(f"{path}: {problems}") from None
-    ids = [a.id for a in cfg.accounts]
-    if not ids or len(set(ids)) != len(ids):
-        raise ConfigError(f"{path}: 'accounts' needs at least one entry and unique ids, got {ids}")
+        raise ConfigError.of(validation_issues(located, exc, Config)) from None
+    issues = _account_issues(cfg, located)
+    if issues:
+        raise ConfigError.of(issues)
     return cfg
+
+
+def _account_issues(cfg: Config, located: LocatedYaml) -> list[TemplateIssue]:
+    if not cfg.accounts:
+        return [
+            issue_at(located, ("accounts",), "'accounts' is empty", "add at least one account with an `id:`")
+        ]
+    issues, seen = [], set()
+    for index, account in enumerate(cfg.accounts):
+        if account.id in seen:
+            issues.append(
+                issue_at(
+                    located,
+                    ("accounts", index, "id"),
+                    f"account id {account.id!r} is used twice: 'accounts' needs unique ids",
+                    "give each account its own id (DAG ids, pools and warehouse rows are keyed by it)",
+                )
+            )
+        seen.add(account.id)
+    return issues
 
 
 def load_config(path: str | Path | None = None) -> Config:

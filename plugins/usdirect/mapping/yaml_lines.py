@@ -86,7 +86,7 @@ def _convert(
                     TemplateIssue(
                         file,
                         key_node.start_mark.line + 1,
-                        "YAML merge keys (<<) are not supported in templates",
+                        "YAML merge keys (<<) are not supported",
                         "write the keys out",
                     )
                 )
