@@ -43,15 +43,23 @@ def test_duplicate_rejects_name_the_winning_row(tmp_path: Path) -> None:
 
     from usdirect.pipelines.inventory_schema import conform
 
-    table = conform(pa.Table.from_pylist([row("7", quantity=1), row("7", quantity=2)]))
-    table = table.append_column(ROW, pa.array([10, 20], pa.int64()))
+    rows = [row("7", quantity=1), row("7", quantity=2), row("8", cost="1.00"), row("8", cost="9.00")]
+    table = conform(pa.Table.from_pylist(rows))
+    table = table.append_column(ROW, pa.array([10, 20, 30, 40], pa.int64()))
     parts = tmp_path / "parts.parquet"
     pq.write_table(table, parts)
     result = dedupe_and_hash(parts, tmp_path / "out.parquet")
-    assert result.skus == 1
-    [reject] = result.duplicates.to_pylist()
-    assert (reject["row_number"], reject["key"]) == (10, "USD-7")
-    assert reject["reason"].startswith("duplicate sku: row 20 kept")
+    assert result.skus == 2
+    rejects = result.duplicates.to_pylist()
+    # The winning row is in a column of its own (it used to be inside the reason: "duplicate sku:
+    # row 20 kept ..."), so every duplicate has the same reason text and the reasons group.
+    assert [(r["row_number"], r["key"], r["kept_row_number"]) for r in rejects] == [
+        (10, "USD-7", 20),
+        (30, "USD-8", 40),
+    ]
+    assert {r["reason"] for r in rejects} == {
+        "duplicate sku: another row of the same SKU was kept (newest updated_at, then last in file)"
+    }
 
 
 @pytest.mark.parametrize(

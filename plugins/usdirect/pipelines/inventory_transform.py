@@ -35,7 +35,7 @@ from usdirect.pipelines.inventory_reuse import (
     raw_hash_sql,
 )
 from usdirect.pipelines.inventory_schema import MAPPED_SCHEMA, conform, row_hash_sql
-from usdirect.targets.audit import REJECT_SCHEMA
+from usdirect.targets.audit import STORED_REJECT_SCHEMA, conform_rejects
 
 PARTS_SCHEMA = MAPPED_SCHEMA.append(pa.field(ROW, pa.int64()))
 FEED_PARTS_SCHEMA = PARTS_SCHEMA.append(pa.field(RAW_HASH, pa.int64()))
@@ -148,7 +148,8 @@ def _transform(
             deduped = dedupe_and_hash(parts, mapped, metadata=complete)
         else:
             write_hashed(con.sql(f"SELECT *, {row_hash_sql()} AS row_hash FROM parts"), mapped)
-            deduped = Deduped(skus=0, duplicates=REJECT_SCHEMA.empty_table())  # counted over the whole feed
+            # Duplicates are counted over the whole feed, base included.
+            deduped = Deduped(skus=0, duplicates=STORED_REJECT_SCHEMA.empty_table())
     finally:
         hasher.close()
         con.close()
@@ -210,8 +211,7 @@ def _with_rows(mapped: pa.Table) -> pa.Table:
 
 
 def _finish(deduped: Deduped, rejects: Path, bad: list[pa.Table], read: int) -> TransformResult:
-    parts_of_rejects = [t.select(REJECT_SCHEMA.names).cast(REJECT_SCHEMA) for t in [*bad, deduped.duplicates]]
-    table = pa.concat_tables(parts_of_rejects)
+    table = pa.concat_tables([conform_rejects(t) for t in [*bad, deduped.duplicates]])
     pq.write_table(table, rejects, compression="zstd")
     return TransformResult(
         read=read,

@@ -46,7 +46,8 @@ CREATE TABLE IF NOT EXISTS {t} (
     key TEXT,
     reason TEXT NOT NULL,
     raw TEXT,
-    recorded_at TIMESTAMPTZ NOT NULL
+    recorded_at TIMESTAMPTZ NOT NULL,
+    kept_row_number BIGINT
 )"""
 
 REJECT_SCHEMA = pa.schema(
@@ -58,6 +59,17 @@ REJECT_SCHEMA = pa.schema(
         ("raw", pa.string()),
     ]
 )
+# The row a reject defers to (the duplicate of the same SKU that was kept): a column of its own, so
+# that the reason text stays the same for the same cause and reasons group.
+KEPT_ROW = "kept_row_number"
+STORED_REJECT_SCHEMA = REJECT_SCHEMA.append(pa.field(KEPT_ROW, pa.int64()))
+
+
+def conform_rejects(rejects: pa.Table) -> pa.Table:
+    """Rejects of any producer as ``STORED_REJECT_SCHEMA`` (``kept_row_number`` null where absent)."""
+    if KEPT_ROW not in rejects.column_names:
+        rejects = rejects.append_column(KEPT_ROW, pa.nulls(rejects.num_rows, pa.int64()))
+    return rejects.select(STORED_REJECT_SCHEMA.names).cast(STORED_REJECT_SCHEMA)
 
 
 @dataclass
@@ -83,6 +95,22 @@ class RunRecord:
 def ensure_audit_tables(wh: Warehouse, conn: Any) -> None:
     wh.execute(conn, RUNS_DDL.format(t=wh.table("usdirect_runs")))
     wh.execute(conn, REJECTS_DDL.format(t=wh.table("usdirect_rejects")))
+    _add_kept_row_column(wh, conn)
+
+
+def _add_kept_row_column(wh: Warehouse, conn: Any) -> None:
+    """Tables created before ``kept_row_number`` existed get it (checked first: on Postgres an ALTER
+    takes an exclusive lock even when it changes nothing)."""
+    schema = wh.schema
+    found = wh.fetchall(
+        conn,
+        "SELECT 1 FROM information_schema.columns WHERE table_name = 'usdirect_rejects' "
+        f"AND column_name = '{KEPT_ROW}' AND table_schema = " + ("%s" if schema else "current_schema()"),
+        (schema,) if schema else None,
+    )
+    if not found:
+        table = wh.table("usdirect_rejects")
+        wh.execute(conn, f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {KEPT_ROW} BIGINT")
 
 
 def record_run(wh: Warehouse, rec: RunRecord, outcome: str, message: str | None = None) -> None:
@@ -126,7 +154,7 @@ def write_rejects(wh: Warehouse, conn: Any, run_id: str, rejects: pa.Table) -> i
         wh.execute(conn, f"DELETE FROM {t} WHERE run_id = %s AND operation = %s", (run_id, op))
     if rejects.num_rows == 0:
         return 0
-    data = rejects.select(REJECT_SCHEMA.names).cast(REJECT_SCHEMA)
+    data = conform_rejects(rejects)
     now = pa.array([dt.datetime.now(dt.UTC)] * data.num_rows, pa.timestamp("us", tz="UTC"))
     data = data.append_column("run_id", pa.array([run_id] * data.num_rows, pa.string()))
     data = data.append_column("recorded_at", now)
