@@ -12,7 +12,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from usdirect.mapping.kernels import Failure, blank_to_null, cast_text, format_columns, join_skipping_nulls
+from usdirect.mapping.kernels import (
+    Failure,
+    blank_to_null,
+    cast_text,
+    format_columns,
+    join_skipping_nulls,
+    strip_control,
+)
 
 TextStep = Callable[[pa.Array], tuple[pa.Array, Failure | None]]
 NumberStep = Callable[[pa.Array], pa.Array]
@@ -124,10 +131,11 @@ def keep_rows(columns: dict[str, pa.Array], keep: pa.BooleanArray) -> dict[str, 
 
 
 def _as_text(column: pa.ChunkedArray) -> pa.Array:
+    """One text array per source column, control characters removed before any transform."""
     arr = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
     if not pa.types.is_string(arr.type):
         arr = pc.cast(arr, pa.string())
-    return arr
+    return strip_control(arr)
 
 
 def _compute_field(plan: FieldPlan, columns: dict[str, pa.Array], n: int) -> tuple[pa.Array, list[Failure]]:

@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from usdirect.mapping.errors import RejectShareExceededError
+from usdirect.mapping.kernels import strip_control
 
 REJECTS_SCHEMA = pa.schema(
     [
@@ -34,13 +35,13 @@ def make_rejects(
     raw_rows: Sequence[Any],
 ) -> pa.Table:
     """Build rejects rows; `raw_rows` are the source values (dicts) serialised as JSON text."""
-    raw = [json.dumps(row, ensure_ascii=False, default=str) for row in raw_rows]
+    raw = [json.dumps(row, ensure_ascii=False, default=str) for row in raw_rows]  # escapes NUL
     n = len(raw)
     return pa.table(
         {
             "operation": pa.repeat(pa.scalar(operation, pa.string()), n),
             "row_number": pa.array(row_numbers, pa.int64()),
-            "key": pa.array(keys, pa.string()),
+            "key": strip_control(pa.array(keys, pa.string())),  # a raw key may hold a NUL
             "reason": pa.array(reasons, pa.string()),
             "raw": pa.array(raw, pa.string()),
         },

@@ -30,6 +30,7 @@ import pyarrow.parquet as pq
 
 from usdirect.errors import PermanentError
 from usdirect.mapping import Template
+from usdirect.mapping.kernels import CONTROL_CHARS
 from usdirect.pipelines.inventory_engine import parquet_source
 from usdirect.pipelines.inventory_schema import MAPPED_COLUMNS, MAPPED_SCHEMA
 
@@ -57,6 +58,7 @@ def raw_fingerprint(template: Template, columns: list[str]) -> str:
         "\x1f".join(columns),
         str(MAPPED_SCHEMA),
         version("usdirect-airflow"),
+        CONTROL_CHARS,  # what the mapping strips from every value: a change maps every row again
         duckdb.__version__,
         pa.__version__,
     ]
