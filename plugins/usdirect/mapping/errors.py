@@ -31,3 +31,7 @@ class TemplateError(PermanentError, ValueError):
 
 class RejectShareExceededError(PermanentError, RuntimeError):
     """Too large a share of the source rows was rejected for the run to be trusted."""
+
+
+class FeedFormatError(PermanentError, ValueError):
+    """The feed file cannot be read as the template says (encoding, header): a person must act."""

@@ -3,11 +3,17 @@
 Every column is read as text so that the template, not the CSV reader, decides what "100+" or
 "$1,299.00" mean. A row with the wrong number of values is skipped by Arrow's reader; the
 handler records it (row number, key, text) so that no row is lost silently.
+
+The bytes are read in the template's ``encoding`` (UTF-8 by default, byte-order mark allowed). A feed
+that is not valid text in it, or whose header lists a column the template reads twice, fails with
+``FeedFormatError`` naming the byte offset and line, or the columns, and the fix.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
+import logging
 import queue
 import threading
 from collections.abc import Iterator
@@ -19,10 +25,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from usdirect.mapping.errors import FeedFormatError
 from usdirect.mapping.rejects import empty_rejects, make_rejects
 from usdirect.mapping.template import Template
 
 DEFAULT_BLOCK_SIZE = 16 << 20
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -47,7 +55,9 @@ class FeedReader:
         self.template = template
         self.block_size = block_size
         self.read_ahead = read_ahead
-        self.columns = _header(self.path)
+        self.encoding = template.encoding
+        self.columns = _header(self.path, template)
+        _check_duplicate_columns(self.columns, template)
         template.check_columns(self.columns)
         self.rows_read = 0
         self._bad: list[tuple[int, int, int, str]] = []  # (data row, expected, actual, text)
@@ -59,9 +69,24 @@ class FeedReader:
         return _read_ahead(self._batches()) if self.read_ahead else self._batches()
 
     def _batches(self) -> Iterator[FeedBatch]:
+        try:
+            yield from self._parsed()
+        except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+            if isinstance(exc, pa.ArrowInvalid) and "invalid UTF8" not in str(exc):
+                raise
+            failure = _decode_failure(self.path, self.template)
+            if failure is None:
+                raise
+            raise failure from exc  # the reader's own words stay as the cause, for the log
+
+    def _parsed(self) -> Iterator[FeedBatch]:
+        # Arrow reads UTF-8 itself (skipping a byte-order mark); other encodings are transcoded.
+        arrow_encoding = "utf8" if self.encoding in ("utf-8", "utf-8-sig") else self.encoding
         reader = pacsv.open_csv(
             self.path,
-            read_options=pacsv.ReadOptions(use_threads=False, block_size=self.block_size),
+            read_options=pacsv.ReadOptions(
+                use_threads=False, block_size=self.block_size, encoding=arrow_encoding
+            ),
             parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=self._on_invalid),
             convert_options=pacsv.ConvertOptions(
                 column_types=dict.fromkeys(self.columns, pa.string()),
@@ -179,9 +204,83 @@ def read_feed_batches(
     return FeedReader(path, template, block_size, read_ahead)
 
 
-def _header(path: Path) -> list[str]:
-    with path.open(encoding="utf-8-sig", newline="") as handle:
-        header = next(csv.reader(handle), None)
+def _header(path: Path, template: Template) -> list[str]:
+    encoding = "utf-8-sig" if template.encoding == "utf-8" else template.encoding
+    try:
+        with path.open(encoding=encoding, newline="") as handle:
+            header = next(csv.reader(handle), None)
+    except UnicodeDecodeError:
+        failure = _decode_failure(path, template)
+        if failure is None:
+            raise
+        raise failure from None
     if not header:
         raise ValueError(f"{path.name} is empty: the feed has no header row")
     return header
+
+
+def _check_duplicate_columns(columns: list[str], template: Template) -> None:
+    """A header naming a column twice is ambiguous only for the columns the template reads."""
+    positions: dict[str, list[int]] = {}
+    for number, name in enumerate(columns, start=1):
+        positions.setdefault(name, []).append(number)
+    repeated = {name: at for name, at in positions.items() if len(at) > 1}
+    if not repeated:
+        return
+    listed = "; ".join(f"{name!r} at columns {', '.join(map(str, at))}" for name, at in repeated.items())
+    read = [name for name in repeated if name in template.source_columns]
+    if not read:
+        log.warning("The feed's header repeats %s; the template reads none of them: ignored", listed)
+        return
+    reads = ", ".join(f"{name!r} (line {template.source_line(name)})" for name in read)
+    raise FeedFormatError(
+        f"the inventory feed's header lists a column more than once: {listed}. The template "
+        f"{template.path} reads {reads}, and cannot tell which of the repeated columns is meant. "
+        "Fix: ask US Direct to correct the export's header (often a renamed column that now clashes "
+        "with an old one); if the right column has another name, point that field's `source:` at it"
+    )
+
+
+def _decode_failure(path: Path, template: Template) -> FeedFormatError | None:
+    """Where the feed stops being valid text in the template's encoding (None if it never does)."""
+    encoding = template.encoding
+    decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
+    offset = newlines = 0
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            pending = len(decoder.getstate()[0])  # bytes of a character the last chunk began
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as exc:
+                at = offset - pending + exc.start
+                local = max(at - offset, 0)
+                line = newlines + chunk.count(b"\n", 0, local) + 1
+                near = chunk[max(local - 24, chunk.rfind(b"\n", 0, local) + 1, 0) : local + 1]
+                return _decode_error(template, path, at, line, exc.object[exc.start], near)
+            offset += len(chunk)
+            newlines += chunk.count(b"\n")
+    try:
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return _decode_error(template, path, offset, newlines + 1, None, b"")
+    return None
+
+
+def _decode_error(
+    template: Template, path: Path, at: int, line: int, byte: int | None, near: bytes
+) -> FeedFormatError:
+    what = f"byte 0x{byte:02X}" if byte is not None else "the last character (cut short)"
+    if template.encoding in ("utf-8", "utf-8-sig"):
+        fix = (
+            f"if US Direct exports it from Excel or Windows (é, ñ, ™ as single bytes), set "
+            f"`encoding: cp1252` in {template.path}; otherwise ask US Direct for a UTF-8 export"
+        )
+    else:
+        fix = (
+            f"set the `encoding:` line of {template.path} to the feed's real encoding, or ask US "
+            "Direct for a UTF-8 export (and remove the line)"
+        )
+    return FeedFormatError(
+        f"the inventory feed ({path.name}) is not valid {template.encoding} text: {what} at byte offset "
+        f"{at:,} (line {line} of the file, after {near!r}) cannot be read. Fix: {fix}"
+    )

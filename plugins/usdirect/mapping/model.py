@@ -6,10 +6,11 @@ types) is checked afterwards in `validate.py`, so that every error can name a li
 
 from __future__ import annotations
 
+import codecs
 from decimal import Decimal
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 Scalar = str | int | float | bool | None
 RoundMode = Literal[
@@ -180,12 +181,31 @@ class TemplateSpec(_Strict):
 
     operation: Literal["inventory", "orders", "shipments", "invoices"]
     description: str | None = None
+    # How the CSV feed's bytes are text (a Python codec name); utf-8 also reads a byte-order mark.
+    encoding: str = "utf-8"
     value_map_files: list[str] = Field(default_factory=list)
     value_maps: dict[str, ValueMapSpec] = Field(default_factory=dict)
     switches: Switches | None = None
     fields: dict[str, FieldSpec]
     children: dict[str, ChildSpec] = Field(default_factory=dict)
     rules: list[Rule] = Field(default_factory=list)
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str, info: ValidationInfo) -> str:
+        operation = info.data.get("operation")
+        if operation is not None and operation != "inventory":
+            raise ValueError(
+                f"`encoding` applies to the inventory feed (CSV); {operation} data is JSON, always "
+                "UTF-8: remove the `encoding:` line"
+            )
+        try:
+            return codecs.lookup(value).name
+        except LookupError:
+            raise ValueError(
+                f"unknown encoding {value!r}: use a Python codec name such as utf-8 (the default), "
+                "cp1252 (Windows/Excel exports) or latin-1"
+            ) from None
 
 
 class ValueMapFile(_Strict):

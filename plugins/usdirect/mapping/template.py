@@ -138,6 +138,15 @@ class Template:
         return pa.schema([key, *self._compiled.child.schema, pa.field("row_number", pa.int64())])
 
     @property
+    def encoding(self) -> str:
+        """The feed's text encoding (a Python codec name, ``utf-8`` unless the template says)."""
+        return self._compiled.spec.encoding
+
+    def source_line(self, column: str) -> int:
+        """The template line of the first field that reads ``column`` (0 when none does)."""
+        return self._compiled.source_lines.get(column, 0)
+
+    @property
     def mapped_fields(self) -> tuple[str, ...]:
         """Target fields the template maps; the other canonical columns are always null."""
         return tuple(f.target for f in self._compiled.parent.fields)
