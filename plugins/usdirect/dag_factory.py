@@ -12,12 +12,12 @@ from collections.abc import Callable
 
 from airflow.sdk import DAG, CronDataIntervalTimetable
 
-from usdirect.config import Account, Config, load_config
+from usdirect.config import WINDOWED, Account, Config, load_config
 from usdirect.notifications import UsDirectFailureNotifier
+from usdirect.template_check import check_templates
 
-# Operations that fetch "what changed in this window": each run owns [data_interval_start, end),
-# so scheduled runs and backfills cover every window exactly once.
-WINDOWED = frozenset({"get_inventory_changes", "get_shipments"})
+# WINDOWED operations fetch "what changed in this window": each run owns [data_interval_start, end),
+# so scheduled runs and backfills cover every window exactly once (the settings refuse @once there).
 START_DATE = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 DOCS = {
@@ -42,6 +42,7 @@ def _schedule(operation: str, cron: str | None) -> object:
 def build_dags(operation: str, define: Define) -> dict[str, DAG]:
     """Create the operation's DAG for every account; ``define`` adds the tasks inside the DAG."""
     cfg = load_config()
+    check_templates(cfg, operation)  # a broken template is an import error now, not a failed task later
     op = cfg.operations[operation]
     dags: dict[str, DAG] = {}
     for account in cfg.accounts:
