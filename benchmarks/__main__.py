@@ -20,6 +20,12 @@ RESULTS = Path(__file__).resolve().parent / "results"
 SUITES = {
     "mapping": ("benchmarks.bench_mapping", {"rows": 1_000_000}),
     "inventory": ("benchmarks.bench_inventory", {"sizes": [100_000, 1_000_000]}),
+    "pacing": ("benchmarks.bench_pacing", {"processes": 4, "seconds": 15.0}),
+}
+QUICK = {
+    "mapping": {"rows": 20_000},
+    "inventory": {"sizes": [20_000]},
+    "pacing": {"processes": 4, "seconds": 5.0},
 }
 
 
@@ -55,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.only or sorted(SUITES):
         module, kwargs = SUITES[name]
         if args.quick:
-            kwargs = {"rows": 20_000} if name == "mapping" else {"sizes": [20_000]}
+            kwargs = QUICK[name]
         result = importlib.import_module(module).run(**kwargs)
         report["suites"][name] = result
         print(f"\n== {name} ==")

@@ -63,7 +63,10 @@ def _names(error: BaseException) -> set[str]:
 
 
 def _first_line(error: BaseException) -> str:
-    text = str(error).strip() or type(error).__name__
+    return _clip(str(error).strip() or type(error).__name__)
+
+
+def _clip(text: str) -> str:
     return text if len(text) <= _MAX_CAUSE else text[: _MAX_CAUSE - 1] + "…"
 
 
@@ -137,6 +140,15 @@ def diagnose(error: BaseException | None, account: Account, operation: str) -> D
             fix="check the feed with US Direct (a broken export is the usual cause); if the catalog "
             'really shrank, trigger usdirect_get_inventory with the Param {"allow_shrink": true} '
             "(Trigger DAG w/ config)",
+            section="inventory",
+        )
+    if "FeedNotCsvError" in names or "FeedFormatError" in names:
+        # The feed itself is unusable (an HTML page, a binary file, another encoding, a repeated
+        # column): the message says where and ends with " Fix: ...".
+        cause, _, fix = str(error).partition(" Fix: ")
+        return Diagnosis(
+            cause=_clip(cause.rstrip(". ")),
+            fix=_clip(fix or "follow the message above"),
             section="inventory",
         )
     if "OrdersNotSettledError" in names:

@@ -80,6 +80,10 @@ class TransientExhaustedError(RetryExhaustedError):
     """5xx, connection failures, timeouts or truncated bodies outlasted the retry budget."""
 
 
+class RateLimitBackendError(UsDirectError):
+    """The shared rate limit's Redis did not answer; transient, so the task's retries follow."""
+
+
 class OutcomeUnknownError(UsDirectError):
     """A submission may or may not have been processed (timeout, reset, 5xx, truncated answer).
 

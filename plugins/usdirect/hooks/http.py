@@ -41,7 +41,7 @@ from usdirect.hooks.errors import (
     ValidationError,
     format_details,
 )
-from usdirect.hooks.ratelimit import RateLimiter
+from usdirect.hooks.ratelimit import Pacer
 
 log = logging.getLogger(__name__)
 
@@ -249,7 +249,7 @@ class RetryBudget:
         time.sleep(delay)
         self.attempt += 1
 
-    def wait_after_status(self, response: httpx.Response, limiter: RateLimiter | None = None) -> None:
+    def wait_after_status(self, response: httpx.Response, limiter: Pacer | None = None) -> None:
         """Wait out a 429 (holding back every user of the token) or a 5xx, honouring Retry-After."""
         retry_after = retry_after_seconds(response.headers)
         if response.status_code == 429:
@@ -396,7 +396,7 @@ class ApiClient:
         *,
         service: str,
         where: str,
-        limiter: RateLimiter | None,
+        limiter: Pacer | None,
     ) -> None:
         self.http = http
         self.settings = settings
@@ -415,7 +415,7 @@ class ApiClient:
         headers: Mapping[str, str] | None = None,
         submission: bool = False,
         settings: HttpSettings | None = None,
-        limiter: RateLimiter | None = None,
+        limiter: Pacer | None = None,
     ) -> ApiResponse:
         """Send one request with retries; returns a 2xx answer or raises a typed error.
 

@@ -1,0 +1,205 @@
+"""Even pacing per API token shared by every process and worker, through one Redis hash per token.
+
+Celery or Kubernetes workers running tasks of the same account on the same token must draw from
+one schedule, or together they exceed the supplier's limit. Each ``acquire`` runs a small Lua
+script that atomically reserves the token's next free slot (``1/rate`` apart) on the Redis
+server's clock, so the workers' own clocks never matter; the caller then sleeps until its slot.
+A Retry-After seen by any process sets a shared ``hold``: no process sends before it ends, and a
+caller whose slot fell inside a hold that arrived while it slept reserves a new slot after it.
+
+Why not pyrate-limiter's Redis bucket (README, "Running it in production"): it counts requests
+in a window and lets a full window's worth go at once, so arrivals bunch at window edges and
+network jitter pushes a server-side sliding window over the limit; it has no shared "hold until"
+for Retry-After; its blocking mode polls. Three short scripts do exactly what is needed.
+
+The key is a salted SHA-256 of the token: the token itself never reaches Redis.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+import threading
+import time
+from typing import Any
+
+from usdirect.hooks.errors import ConnectionConfigError, RateLimitBackendError
+from usdirect.hooks.http import describe, register_secret
+
+log = logging.getLogger(__name__)
+
+# KEYS[1]: the token's hash {next: next free slot, hold: no request before} in seconds of Redis
+# TIME. ARGV[1]: seconds between two requests. Returns how long the caller waits for its slot.
+_RESERVE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local cur = redis.call('HMGET', KEYS[1], 'next', 'hold')
+local slot = math.max(now, tonumber(cur[1]) or 0, tonumber(cur[2]) or 0)
+local after = slot + tonumber(ARGV[1])
+redis.call('HSET', KEYS[1], 'next', string.format('%.6f', after))
+redis.call('PEXPIRE', KEYS[1], math.ceil((after - now) * 1000) + 60000)
+return string.format('%.6f', slot - now)
+"""
+
+# ARGV[1]: seconds to hold every user of the token back (Retry-After). Returns the hold left.
+_HOLD = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local hold = math.max(now + tonumber(ARGV[1]), tonumber(redis.call('HGET', KEYS[1], 'hold')) or 0)
+redis.call('HSET', KEYS[1], 'hold', string.format('%.6f', hold))
+local ttl = redis.call('PTTL', KEYS[1])
+redis.call('PEXPIRE', KEYS[1], math.max(ttl, math.ceil((hold - now) * 1000) + 60000))
+return string.format('%.6f', hold - now)
+"""
+
+# Seconds of hold left (0 when none): checked after sleeping, right before sending.
+_HELD = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local hold = tonumber(redis.call('HGET', KEYS[1], 'hold')) or 0
+return string.format('%.6f', math.max(0, hold - now))
+"""
+
+# How long a call keeps trying to reach Redis before it fails (the task's retries then follow).
+UNREACHABLE_BUDGET = 15.0
+_SOCKET_TIMEOUT = 5.0
+
+
+class SharedRateLimiter:
+    """The :class:`~usdirect.hooks.ratelimit.RateLimiter` interface, scheduled in Redis."""
+
+    def __init__(self, client: Any, key: str, rate: float, *, conn_id: str, safety: float) -> None:
+        self._client = client
+        self._key = key
+        self._conn_id = conn_id
+        self._safety = safety
+        self._reserve = client.register_script(_RESERVE)
+        self._hold = client.register_script(_HOLD)
+        self._held = client.register_script(_HELD)
+        self._interval = 0.0
+        self.rate = 0.0
+        self.set_rate(rate)
+
+    def set_rate(self, rate: float) -> None:
+        if rate <= 0:
+            raise ValueError("rate limit must be a positive number of requests per second")
+        self.rate = rate
+        self._interval = 1.0 / (rate * self._safety)
+
+    def acquire(self) -> float:
+        """Block until this caller may send (its slot came and no hold is on); returns seconds waited."""
+        waited = 0.0
+        while True:
+            wait = self._run(self._reserve, f"{self._interval:.6f}")
+            if wait <= 0:
+                return waited
+            time.sleep(wait)
+            waited += wait
+            held = self._run(self._held)
+            if held <= 0:
+                return waited
+            # A Retry-After arrived while we slept: our slot is void, queue again after the hold.
+
+    def defer(self, seconds: float) -> None:
+        """Hold every process using this token back for ``seconds`` (the server said Retry-After)."""
+        self._run(self._hold, f"{max(0.0, seconds):.6f}")
+
+    def _run(self, script: Any, *args: str) -> float:
+        """One script call; Redis unreachable is retried briefly, then a clear transient error."""
+        import redis
+
+        started = time.monotonic()
+        attempt = 0
+        while True:
+            try:
+                return float(script(keys=[self._key], args=list(args)))
+            except redis.AuthenticationError:
+                raise ConnectionConfigError(
+                    f"Redis refused the credentials of connection '{self._conn_id}' (the shared rate "
+                    f"limit, settings rate_limit.redis_conn_id): correct its login/password"
+                ) from None
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                attempt += 1
+                delay = min(2.0, 0.1 * 2**attempt) * random.uniform(0.5, 1.0)
+                elapsed = time.monotonic() - started
+                if elapsed + delay > UNREACHABLE_BUDGET:
+                    raise RateLimitBackendError(
+                        f"the shared rate limit's Redis (connection '{self._conn_id}') did not answer "
+                        f"for {elapsed:.0f} s ({describe(exc)}): start Redis or correct host, port and "
+                        f"db on connection '{self._conn_id}'; the task's retries follow. To pace per "
+                        f"worker process instead, set rate_limit.backend: process in "
+                        f"include/usdirect.yaml (workers sharing a token may then exceed its limit)"
+                    ) from None
+                if attempt == 1:
+                    log.warning(
+                        "shared rate limit: Redis connection '%s' did not answer (%s); retrying for up "
+                        "to %.0f s",
+                        self._conn_id,
+                        describe(exc),
+                        UNREACHABLE_BUDGET,
+                    )
+                time.sleep(delay)
+            except redis.ResponseError as exc:
+                raise ConnectionConfigError(
+                    f"Redis (connection '{self._conn_id}') refused the rate-limit script "
+                    f"({describe(exc)}): point the connection at a writable primary and allow its "
+                    f"user EVAL/EVALSHA, HMGET, HGET, HSET, PTTL, PEXPIRE on keys usdirect:ratelimit:*"
+                ) from None
+
+
+_clients: dict[str, Any] = {}
+_clients_lock = threading.Lock()
+
+
+def redis_client(conn_id: str) -> Any:
+    """The process's Redis client for Airflow connection ``conn_id`` (through RedisHook)."""
+    with _clients_lock:
+        client = _clients.get(conn_id)
+        if client is not None:
+            return client
+        try:
+            from airflow.providers.redis.hooks.redis import RedisHook
+        except ImportError:
+            raise ConnectionConfigError(
+                "settings rate_limit.backend is redis but apache-airflow-providers-redis is not "
+                "installed: pip install -c constraints.txt apache-airflow-providers-redis (pinned in "
+                "requirements.txt), or set rate_limit.backend: process"
+            ) from None
+        from airflow.sdk.exceptions import AirflowNotFoundException
+
+        hook = RedisHook(redis_conn_id=conn_id)
+        try:
+            register_secret(hook.get_connection(conn_id).password)
+            client = hook.get_conn()
+        except AirflowNotFoundException:
+            raise ConnectionConfigError(
+                f"the Redis connection '{conn_id}' named by settings rate_limit.redis_conn_id does not "
+                f'exist: create it (type redis, host, port, extra {{"db": N}}), or set '
+                f"rate_limit.backend: process in include/usdirect.yaml"
+            ) from None
+        except ValueError as exc:  # RedisHook's own checks (cluster with a db, bad startup_nodes)
+            raise ConnectionConfigError(f"Redis connection '{conn_id}': {describe(exc)}") from None
+        # RedisHook sets no socket timeouts: a silent network would hang every API call forever.
+        pool = getattr(client, "connection_pool", None)
+        if pool is not None:
+            for name in ("socket_timeout", "socket_connect_timeout"):
+                if pool.connection_kwargs.get(name) is None:
+                    pool.connection_kwargs[name] = _SOCKET_TIMEOUT
+        _clients[conn_id] = client
+        return client
+
+
+def reset_clients() -> None:
+    """Forget the cached clients (after a fork, or when a test changes the connection)."""
+    with _clients_lock:
+        clients = list(_clients.values())
+        _clients.clear()
+    for client in clients:
+        with contextlib.suppress(Exception):  # closing a client that is already gone
+            client.close()
+
+
+def shared_limiter(conn_id: str, key: str, rate: float, safety: float) -> SharedRateLimiter:
+    """A limiter whose schedule lives in Redis under ``key`` (a hash of the token, never the token)."""
+    return SharedRateLimiter(redis_client(conn_id), key, rate, conn_id=conn_id, safety=safety)

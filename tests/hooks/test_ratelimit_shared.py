@@ -1,0 +1,155 @@
+"""One rate limit per token across processes: the Redis backend (settings ``rate_limit.backend: redis``).
+
+Real Redis at 127.0.0.1:6379, database 11 (flushed before and after; no other database is
+touched), real sandbox servers and real worker processes, as Celery workers would run them.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from benchmarks.bench_pacing import (
+    REDIS_CONN_ID,
+    REDIS_URL_DB,
+    redis_connection,
+    run_processes,
+    settings_file,
+    summarise,
+)
+from sandbox.runner import SandboxInfo
+from usdirect.config import ConfigError, load_config
+from usdirect.errors import PermanentError
+from usdirect.hooks import ratelimit, ratelimit_redis
+from usdirect.hooks.errors import ConnectionConfigError, RateLimitBackendError
+
+LIMIT = 5  # the sandbox's limit per API Token, and the hook's default rate
+SECONDS = 12.0
+
+
+@pytest.fixture
+def redis_db() -> Iterator[object]:
+    """A client of Redis database 11, flushed before and after the test; skips when Redis is down."""
+    redis = pytest.importorskip("redis")
+    host, port, db = REDIS_URL_DB
+    client = redis.Redis(host=host, port=port, db=db, socket_connect_timeout=2, socket_timeout=5)
+    try:
+        client.ping()
+    except redis.ConnectionError as exc:
+        pytest.skip(
+            f"Redis at {host}:{port} does not answer ({exc}); start it (redis-server --port {port}) to "
+            f"run the shared rate-limit tests"
+        )
+    client.flushdb()
+    yield client
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture
+def shared_pacing(
+    redis_db: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Path, str]]:
+    """Settings with ``rate_limit.backend: redis`` and the Redis connection, for this process and children."""
+    config = settings_file(tmp_path, "redis")
+    monkeypatch.setenv("USDIRECT_CONFIG", str(config))
+    monkeypatch.setenv(f"AIRFLOW_CONN_{REDIS_CONN_ID.upper()}", redis_connection())
+    yield config, REDIS_CONN_ID
+    ratelimit._shared.clear()
+    ratelimit_redis.reset_clients()
+
+
+def _use(sandbox: SandboxInfo, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_USDIRECT_DEFAULT", json.dumps(sandbox.connections()["usdirect_default"]))
+
+
+def test_four_processes_on_one_token_stay_within_the_limit_at_full_speed(
+    shared_pacing: tuple[Path, str], sandbox_factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sandbox = sandbox_factory(rate_limit=LIMIT)
+    _use(sandbox, monkeypatch)
+
+    figures = summarise(run_processes(4, SECONDS), sandbox.stats())
+
+    assert figures["http_429"] == 0, figures
+    assert figures["peak_rps_server"] <= LIMIT, figures  # every 1 s window, as the server counts
+    assert figures["req_per_s"] >= LIMIT * 0.9, figures  # throughput within 10% of the limit
+    assert figures["req_per_s"] <= LIMIT, figures
+    assert min(figures["per_process"]) >= figures["requests"] / 4 * 0.5, figures  # all four got turns
+
+
+def test_retry_after_seen_by_one_process_holds_back_every_process(
+    shared_pacing: tuple[Path, str], sandbox_factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The 21st call (after the four warm-up calls, about 3.5 s into the run) gets 429 Retry-After: 3.
+    sandbox = sandbox_factory(rate_limit=LIMIT, faults=["GET /v1/ping 429 times=1 skip=20 retry_after=3"])
+    _use(sandbox, monkeypatch)
+
+    figures = summarise(run_processes(4, 9.0), sandbox.stats())
+
+    outcomes = sandbox.stats()["requests"]["GET /v1/ping"]
+    assert outcomes.get("fault:429") == 1, outcomes
+    assert figures["http_429"] == 1, figures  # only the injected one: nobody ran into the hold
+    # No process sent anything while the hold lasted (the others would go on every ~0.2 s).
+    assert figures["max_gap_s"] >= 2.7, figures
+
+
+def test_the_token_never_reaches_redis_and_keys_expire(shared_pacing: tuple[Path, str], redis_db) -> None:
+    token = "ud_s3cr3t-token-value-for-redis"
+    limiter = ratelimit.limiter_for("usdirect", token, 50.0)
+    assert isinstance(limiter, ratelimit_redis.SharedRateLimiter)
+    assert ratelimit.limiter_for("usdirect", token, 50.0) is limiter
+    limiter.acquire()
+    limiter.acquire()
+    limiter.defer(0.01)
+
+    keys = redis_db.keys("*")
+    assert len(keys) == 1 and keys[0].startswith(b"usdirect:ratelimit:"), keys
+    stored = [keys[0], *redis_db.hgetall(keys[0]).keys(), *redis_db.hgetall(keys[0]).values()]
+    assert not any(b"s3cr3t" in part for part in stored), stored
+    assert 0 < redis_db.pttl(keys[0]) <= 61_000
+
+
+def test_an_unreachable_redis_fails_the_call_naming_the_connection_and_the_fix(
+    shared_pacing: tuple[Path, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv(
+        f"AIRFLOW_CONN_{REDIS_CONN_ID.upper()}",
+        json.dumps({"conn_type": "redis", "host": "127.0.0.1", "port": port, "extra": {"db": 11}}),
+    )
+    monkeypatch.setattr(ratelimit_redis, "UNREACHABLE_BUDGET", 0.5)
+
+    limiter = ratelimit.limiter_for("usdirect", "ud_token-of-an-unreachable-redis", 5.0)
+    with pytest.raises(RateLimitBackendError) as caught:
+        limiter.acquire()
+
+    message = str(caught.value)
+    assert f"connection '{REDIS_CONN_ID}'" in message
+    assert "rate_limit.backend: process" in message
+    assert not isinstance(caught.value, PermanentError)  # Redis coming back is worth the task's retries
+
+
+def test_a_missing_redis_connection_is_a_permanent_error_naming_it(
+    shared_pacing: tuple[Path, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(f"AIRFLOW_CONN_{REDIS_CONN_ID.upper()}")
+
+    with pytest.raises(ConnectionConfigError, match=f"Redis connection '{REDIS_CONN_ID}'.*does not exist"):
+        ratelimit.limiter_for("usdirect", "ud_token-without-redis-connection", 5.0)
+
+
+def test_pacing_is_per_process_unless_the_settings_say_redis(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("USDIRECT_CONFIG", str(settings_file(tmp_path, "process")))
+    assert isinstance(ratelimit.limiter_for("usdirect", "ud_token-paced-locally", 5.0), ratelimit.RateLimiter)
+
+    bad = settings_file(tmp_path, "redis")
+    bad.write_text(bad.read_text(encoding="utf-8").replace("backend: redis", "backend: memcached"))
+    with pytest.raises(ConfigError, match=r"rate_limit\.backend: .*'process' or 'redis'"):
+        load_config(bad)
