@@ -11,8 +11,9 @@ from email.utils import formatdate
 from pathlib import Path
 
 from sandbox.catalog import Catalog, write_catalog_csv
+from sandbox.feed_hostile import HOSTILE_MODES, make_hostile
 
-FEED_MODES = ("normal", "empty", "short")
+FEED_MODES = ("normal", "empty", "short", *HOSTILE_MODES)
 
 
 @dataclass
@@ -21,6 +22,8 @@ class FeedFile:
     etag: str
     last_modified: float  # epoch seconds, whole
     dirty_rows: list[dict]
+    media_type: str = "text/csv; charset=utf-8"
+    hostile_rows: list[dict] | None = None  # rows a hostile mode changed (line, sku)
     _gz: Path | None = None
 
     def discard(self) -> None:
@@ -39,7 +42,8 @@ class FeedFile:
 
 
 class FeedStore:
-    """Current feed file for the catalog's version and the feed mode (normal / empty / short)."""
+    """Current feed file for the catalog's version and the feed mode (normal / empty / short, or a
+    hostile body: see ``feed_hostile``)."""
 
     def __init__(self, catalog: Catalog, data_dir: Path, dirty: bool) -> None:
         self.catalog, self.data_dir, self.dirty = catalog, data_dir, dirty
@@ -66,17 +70,20 @@ class FeedStore:
         self._generation += 1
         path = self.data_dir / f"inventory-{self._generation}.csv"
         offered = int(self.catalog.present.sum())
-        limit = {"normal": None, "empty": 0, "short": int(offered * self.short_share)}[self.mode]
+        limit = {"empty": 0, "short": int(offered * self.short_share)}.get(self.mode)
         dirty_rows = write_catalog_csv(
             self.catalog, path, dirty=self.dirty and self.mode == "normal", limit=limit
         )
+        media_type, hostile_rows = "text/csv; charset=utf-8", None
+        if self.mode in HOSTILE_MODES:
+            media_type, hostile_rows = make_hostile(path, self.mode, self.catalog.seed)
         identity = (
             f"{self.catalog.seed}:{self.catalog.version}:{self.mode}:{limit}:{offered}:{self._generation}"
         )
         # Last-Modified strictly increases with each new content, even within one wall-clock second.
         self._last_modified = max(float(int(time.time())), self._last_modified + 1)
         etag = '"' + hashlib.sha256(identity.encode()).hexdigest()[:20] + '"'
-        return FeedFile(path, etag, self._last_modified, dirty_rows)
+        return FeedFile(path, etag, self._last_modified, dirty_rows, media_type, hostile_rows)
 
     def gzip_path(self, feed: FeedFile) -> Path:
         """The pre-compressed variant of `feed`, compressed on first use (fast, level 1)."""

@@ -134,7 +134,7 @@ def create_app(state: SandboxState) -> FastAPI:
         if gzip:
             path = await asyncio.to_thread(state.feed.gzip_path, current)
             headers["Content-Encoding"] = "gzip"
-        return _FeedResponse(path, media_type="text/csv; charset=utf-8", headers=headers)
+        return _FeedResponse(path, media_type=current.media_type, headers=headers)
 
     @app.get("/v1/inventory")
     async def inventory(request: Request) -> dict:
@@ -308,6 +308,7 @@ def _admin(state: SandboxState) -> APIRouter:
             "feed_mode": state.feed.mode,
             "rows": rows,
             "dirty_rows": state.feed.file.dirty_rows,
+            "hostile_rows": state.feed.file.hostile_rows or [],
         }
 
     return router

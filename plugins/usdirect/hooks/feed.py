@@ -5,7 +5,8 @@ A body that ends early (fewer bytes than Content-Length, or a gzip stream withou
 looks like a short catalog to everything downstream, which would archive real products: such a
 download is discarded and retried, and only a verified, complete file is moved into place.
 The file on disk is always plain CSV; gzip (as Content-Encoding or as a gzipped body) is
-decompressed on the way.
+decompressed on the way. A body that is not a CSV at all (an HTML login page served with 200, a
+binary file) is refused for good (``feed_sniff``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import BinaryIO, TypeVar
 import httpx
 
 from usdirect.hooks.errors import AuthenticationError, TransientExhaustedError, UsDirectError
+from usdirect.hooks.feed_sniff import check_feed_is_csv
 from usdirect.hooks.http import (
     HttpSettings,
     RetryBudget,
@@ -112,6 +114,7 @@ def download_feed(
         try:
             with part.open("wb") as out:
                 written = _copy_verified(response, out)
+            check_feed_is_csv(part, response.headers.get("Content-Type"), where=where)
             os.replace(part, dest)
         finally:
             part.unlink(missing_ok=True)
