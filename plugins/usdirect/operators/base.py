@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from usdirect.config import Account, Config, load_config
+from usdirect.config import Account, Config, ConfigError, load_config
 from usdirect.errors import PermanentError
 
 if TYPE_CHECKING:
@@ -31,7 +31,10 @@ def find_account(cfg: Config, account_id: str) -> Account:
     for account in cfg.accounts:
         if account.id == account_id:
             return account
-    raise KeyError(f"account {account_id!r} is not in {cfg.path}; known: {[a.id for a in cfg.accounts]}")
+    raise ConfigError(
+        f"{cfg.path}: account {account_id!r} is not in 'accounts' (known: {[a.id for a in cfg.accounts]}). "
+        "Fix: put the account back, or delete its DAG runs: its DAGs go once the DAG files are parsed again"
+    )
 
 
 @dataclass
@@ -136,13 +139,16 @@ def _summary(run: OperationRun, outcome: str, message: str | None) -> str:
 def operation_run(operation: str, account_id: str) -> Iterator[OperationRun]:
     """Open the run frame for the current Airflow task; records outcome and logs a summary."""
     from airflow.sdk import get_current_context
-    from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+    from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException, AirflowSkipException
 
     from usdirect.targets.audit import RunRecord, record_run
 
     ctx = get_current_context()
-    cfg = load_config()
-    account = find_account(cfg, account_id)
+    try:
+        cfg = load_config()
+        account = find_account(cfg, account_id)
+    except PermanentError as exc:  # the settings were broken after the DAG file was parsed
+        raise AirflowFailException(str(exc)) from exc
     ti = ctx["ti"]
     run_id = ctx["run_id"]
     window = (ctx.get("data_interval_start"), ctx.get("data_interval_end"))
@@ -176,16 +182,18 @@ def operation_run(operation: str, account_id: str) -> Iterator[OperationRun]:
         # Waiting cannot fix it: fail now, without retries, keeping the typed cause for the alert.
         outcome, message = "failed", f"{type(exc).__name__}: {exc}"
         raise AirflowFailException(str(exc)) from exc
+    except AirflowNotFoundException as exc:
+        # A connection id the settings name does not exist: a person must create it, retries cannot.
+        outcome, message = "failed", f"{type(exc).__name__}: {exc}"
+        raise AirflowFailException(str(exc)) from exc
     except Exception as exc:
         outcome, message = "failed", f"{type(exc).__name__}: {exc}"
         raise
     finally:
         log.info("%s", _summary(run, outcome, message))
-        wh = run.warehouse() if "warehouse" in run.targets else None
-        if wh is not None:
-            try:
+        try:  # an unusable warehouse must not replace the run's own error (nor its no-retry verdict)
+            wh = run.warehouse() if "warehouse" in run.targets else None
+            if wh is not None:
                 record_run(wh, record, outcome, message)
-            except Exception:
-                log.exception(
-                    "Could not write the usdirect_runs row for %s (the run's outcome stands)", run_id
-                )
+        except Exception:
+            log.exception("Could not write the usdirect_runs row for %s (the run's outcome stands)", run_id)
