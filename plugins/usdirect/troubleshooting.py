@@ -62,6 +62,19 @@ def _names(error: BaseException) -> set[str]:
     return {cls.__name__ for cls in type(error).__mro__}
 
 
+def typed_cause(error: BaseException) -> BaseException:
+    """The package's own error behind an ``AirflowFailException``.
+
+    ``operation_run`` fails errors that waiting cannot fix with ``AirflowFailException`` (no
+    retries) raised ``from`` the typed error; the cause and fix belong to that typed error.
+    """
+    seen: set[int] = set()
+    while "AirflowFailException" in _names(error) and error.__cause__ is not None and id(error) not in seen:
+        seen.add(id(error))
+        error = error.__cause__
+    return error
+
+
 def _first_line(error: BaseException) -> str:
     return _clip(str(error).strip() or type(error).__name__)
 
@@ -111,6 +124,7 @@ def diagnose(error: BaseException | None, account: Account, operation: str) -> D
             fix="open the log; if the worker was killed (memory, restart), clear the task to run it again",
             section="setup",
         )
+    error = typed_cause(error)
     names = _names(error)
     message = _first_line(error)
     if "AuthenticationError" in names:
@@ -134,12 +148,19 @@ def diagnose(error: BaseException | None, account: Account, operation: str) -> D
             f"operations.{operation}.max_reject_share only if such rejects are expected",
             section=op_section,
         )
-    if any(n.endswith("GuardError") or "Shrink" in n or "EmptyFeed" in n for n in names):
+    if "FeedShrinkError" in names:
         return Diagnosis(
             cause=f"feed guard tripped, nothing was archived or zeroed: {message}",
             fix="check the feed with US Direct (a broken export is the usual cause); if the catalog "
             'really shrank, trigger usdirect_get_inventory with the Param {"allow_shrink": true} '
             "(Trigger DAG w/ config)",
+            section="inventory",
+        )
+    if "BaseChangedError" in names:
+        return Diagnosis(
+            cause=f"the earlier complete feed this run builds on was replaced while it ran: {message}",
+            fix="clear the whole DAG run (all its tasks) so it maps against the current base; nothing "
+            "half-built was loaded",
             section="inventory",
         )
     if "FeedNotCsvError" in names or "FeedFormatError" in names:
@@ -166,8 +187,9 @@ def diagnose(error: BaseException | None, account: Account, operation: str) -> D
         )
     if "ConfigError" in names:
         return Diagnosis(
-            cause="the usdirect config file is invalid",
-            fix=f"{message}. Correct include/usdirect.yaml (or the file USDIRECT_CONFIG names)",
+            cause=f"the usdirect config file is invalid: {message}",
+            fix="correct the line named in include/usdirect.yaml (or the file USDIRECT_CONFIG names); "
+            "the DAG files import again once it is valid",
             section="setup",
         )
     if "WarehouseConfigError" in names:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pyarrow as pa
 import pytest
 
@@ -110,12 +112,65 @@ def test_typed_errors_get_their_guide_section(
 
 
 def test_guard_errors_are_recognised_by_class_name() -> None:
-    class FeedShrinkGuardError(RuntimeError):
-        pass
+    from usdirect.pipelines.inventory_guard import FeedShrinkError
 
-    found = diagnose(FeedShrinkGuardError("feed has 10 rows, last good 1000"), ACCOUNT, "get_inventory")
+    found = diagnose(FeedShrinkError("feed has 10 rows, last good 1000"), ACCOUNT, "get_inventory")
     assert found.cause.startswith("feed guard tripped")
     assert '{"allow_shrink": true}' in found.fix
+
+
+def _failed_without_retry(error: Exception) -> BaseException:
+    """What the failure callback receives: operation_run's AirflowFailException raised from ``error``."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    try:
+        try:
+            raise error
+        except Exception as exc:
+            raise AirflowFailException(str(exc)) from exc
+    except AirflowFailException as failed:
+        return failed
+
+
+@pytest.mark.parametrize(
+    ("error", "operation", "cause"),
+    [
+        (
+            "shrink",
+            "get_inventory",
+            "feed guard tripped, nothing was archived or zeroed: The inventory feed has 400 SKUs, 60.0% "
+            "fewer than the 1,000",
+        ),
+        ("rejects", "get_invoices", "too many rows were rejected for the run to be trusted: 12 of 100"),
+        ("auth", "get_invoices", "Reseller Token rejected by US Direct (401)"),
+        ("config", "send_orders", "the usdirect config file is invalid: usdirect.yaml:57: operations"),
+        ("base", "get_inventory", "the earlier complete feed this run builds on was replaced while it ran"),
+    ],
+)
+def test_errors_failed_without_retries_are_diagnosed_by_their_typed_cause(
+    error: str, operation: str, cause: str
+) -> None:
+    from usdirect.config import ConfigError
+    from usdirect.pipelines.inventory_guard import check_feed_size
+    from usdirect.pipelines.inventory_reuse import BaseChangedError
+
+    typed: dict[str, Callable[[], Exception]] = {
+        "rejects": lambda: RejectShareExceededError("12 of 100 rows rejected"),
+        "auth": lambda: AuthenticationError("Reseller Token", 401),
+        "config": lambda: ConfigError("usdirect.yaml:57: operations.send_orders.max_worker is not a setting"),
+        "base": lambda: BaseChangedError("base replaced"),
+    }
+    if error == "shrink":
+        with pytest.raises(Exception) as caught:
+            check_feed_size(400, 1000, 0.2, allow_shrink=False)
+        raised: Exception = caught.value  # type: ignore[assignment]
+    else:
+        raised = typed[error]()
+    found = diagnose(_failed_without_retry(raised), ACCOUNT, operation)
+    assert found.cause.startswith(cause), found.cause
+    assert "AirflowFailException" not in found.cause + found.fix
+    if error == "shrink":
+        assert '{"allow_shrink": true}' in found.fix and found.section == "inventory"
 
 
 def test_missing_connection_says_which_one_to_create() -> None:

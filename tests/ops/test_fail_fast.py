@@ -1,0 +1,182 @@
+"""Errors that waiting cannot fix end the task on its first try; transient ones keep their retries.
+
+The real Get Inventory DAG runs through ``dag.test()`` against a private sandbox with task retries
+configured (``tasks.retries: 2``); the proof is each task instance's try number, not the clock.
+The failure alert goes to a local webhook and must name the typed cause behind Airflow's
+``AirflowFailException``, not "unexpected AirflowFailException".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import pytest
+import yaml
+
+from sandbox.runner import SandboxInfo
+from tests.conftest import REPO, conn_env_var, warehouse_conn
+from tests.ops.receivers import WebhookReceiver
+
+RETRIES = 2
+
+
+@dataclass
+class FailFastEnv:
+    sandbox: SandboxInfo
+    webhook: WebhookReceiver
+    connections: dict[str, dict]
+    monkeypatch: pytest.MonkeyPatch
+
+    def set_connection(self, conn_id: str, **changes: Any) -> None:
+        conn = {**self.connections[conn_id], **changes}
+        self.monkeypatch.setenv(*conn_env_var(conn_id, conn))
+
+    def run(self, **kwargs: Any) -> Any:
+        from airflow.dag_processing.dagbag import DagBag
+
+        bag = DagBag(dag_folder=str(REPO / "dags" / "usdirect_get_inventory.py"))
+        assert bag.import_errors == {}
+        return bag.get_dag("usdirect_get_inventory").test(**kwargs)
+
+    def alerts(self) -> list[dict]:
+        return [r.json() for r in self.webhook.requests if r.path == "/alerts"]
+
+
+def tries(run: Any) -> dict[str, tuple[str, int]]:
+    """task id → (state, try number) of a finished DAG run."""
+    return {ti.task_id: (str(ti.state), ti.try_number) for ti in run.get_task_instances()}
+
+
+def _config(tmp: Path, targets: list[str]) -> Path:
+    raw = yaml.safe_load((REPO / "include" / "usdirect.yaml").read_text())
+    for op in raw["operations"].values():
+        op["template"] = str(REPO / "include" / op["template"])
+    raw["accounts"] = [{**raw["accounts"][0], "targets": targets}]
+    raw["alerts"] = {
+        "on_failure": True,
+        "needs_attention": False,
+        "channels": [{"type": "http", "conn_id": "ff_alerts", "endpoint": "/alerts"}],
+    }
+    raw["staging"] = {"url": str(tmp / "staging")}
+    raw["tasks"] = {"retries": RETRIES, "retry_delay_seconds": 0}
+    path = tmp / "usdirect.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+@pytest.fixture
+def make_env(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    airflow_db: Path,
+    sandbox_factory: Callable[..., SandboxInfo],
+    request: pytest.FixtureRequest,
+) -> Iterator[Callable[..., FailFastEnv]]:
+    webhook = WebhookReceiver().start()
+
+    def make(targets: list[str]) -> FailFastEnv:
+        sb = sandbox_factory(catalog_size=120)
+        conns = sb.connections()
+        for conn in conns.values():  # the hooks' own HTTP retries stay short
+            conn["extra"] = {**conn.get("extra", {}), "max_attempts": 3, "backoff_base": 0.05}
+        conns["ff_alerts"] = {"conn_type": "http", "host": "127.0.0.1", "port": webhook.port}
+        conns["usdirect_warehouse"] = warehouse_conn("duckdb", request, tmp_path)
+        for conn_id, conn in conns.items():
+            monkeypatch.setenv(*conn_env_var(conn_id, conn))
+        monkeypatch.setenv("USDIRECT_CONFIG", str(_config(tmp_path, targets)))
+        return FailFastEnv(sb, webhook, conns, monkeypatch)
+
+    try:
+        yield make
+    finally:
+        webhook.stop()
+
+
+def _with_wrong_key(feed_url: str) -> str:
+    parts = urlsplit(feed_url)
+    query = [(k, "wrong-key-0000" if k == "key" else v) for k, v in parse_qsl(parts.query)]
+    assert any(k == "key" for k, _ in query), "the sandbox feed URL carries its key in ?key="
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def test_wrong_feed_key_fails_get_inventory_on_its_first_try(make_env: Callable[..., FailFastEnv]) -> None:
+    env = make_env(["warehouse"])
+    usdirect = env.connections["usdirect_default"]
+    wrong = _with_wrong_key(usdirect["extra"]["feed_url"])
+    env.set_connection("usdirect_default", extra={**usdirect["extra"], "feed_url": wrong})
+
+    run = env.run()
+
+    assert run.state == "failed"
+    assert tries(run)["fetch_feed"] == ("failed", 1), f"retries={RETRIES} configured: {tries(run)}"
+    [alert] = env.alerts()
+    assert alert["task_id"] == "fetch_feed" and alert["try_number"] == 1
+    assert alert["cause"].startswith("Feed URL rejected by US Direct ("), alert["cause"]
+    portal = "copy the current Feed URL from the US Direct reseller portal into connection usdirect_default"
+    assert portal in alert["fix"]
+    assert "wrong-key-0000" not in str(alert)
+
+
+def test_wrong_platform_token_fails_the_publish_on_its_first_try(
+    make_env: Callable[..., FailFastEnv],
+) -> None:
+    env = make_env(["warehouse", "platform"])
+    env.set_connection("flxpoint_default", password="not-the-platform-token")
+
+    run = env.run()
+
+    states = tries(run)
+    assert run.state == "failed"
+    assert states["load_inventory_warehouse"] == ("success", 1)
+    assert states["publish_inventory_platform"] == ("failed", 1), states
+    [alert] = env.alerts()
+    assert alert["cause"] == "API Token rejected by the platform (401)"
+    assert alert["fix"] == "update it on connection flxpoint_default, then press Test on the connection"
+    assert "not-the-platform-token" not in str(alert)
+
+
+def test_feed_guard_fails_at_once_and_the_alert_names_the_guard(make_env: Callable[..., FailFastEnv]) -> None:
+    env = make_env(["warehouse"])
+    assert env.run().state == "success"
+    env.sandbox.set_feed_mode("short", share=0.5)
+
+    run = env.run()
+
+    assert run.state == "failed"
+    assert tries(run)["map_feed"] == ("failed", 1), tries(run)
+    [alert] = env.alerts()
+    assert alert["task_id"] == "map_feed" and alert["try_number"] == 1
+    assert alert["cause"].startswith("feed guard tripped, nothing was archived or zeroed: ")
+    assert "fewer than the" in alert["cause"] and "max_shrink_share" in alert["cause"]
+    assert '{"allow_shrink": true}' in alert["fix"]
+    assert alert["guide"] == "README.md#inventory-not-importing-or-fields-missing"
+
+
+def test_a_missing_warehouse_connection_fails_at_once(make_env: Callable[..., FailFastEnv]) -> None:
+    env = make_env(["warehouse"])
+    env.monkeypatch.delenv(conn_env_var("usdirect_warehouse", {})[0])
+
+    run = env.run()
+
+    states = tries(run)
+    assert run.state == "failed"
+    failed = [task for task, (state, _) in states.items() if state == "failed"]
+    assert failed and all(states[task][1] == 1 for task in failed), states
+    alert = env.alerts()[0]
+    assert alert["cause"] == "connection usdirect_warehouse does not exist in this Airflow"
+
+
+def test_transient_feed_failures_keep_their_task_retries(make_env: Callable[..., FailFastEnv]) -> None:
+    env = make_env(["warehouse"])
+    # Every HTTP attempt of the first try answers 503; the second try gets the feed.
+    env.sandbox.set_faults([{"endpoint": "GET /feeds/*", "kind": "503", "times": 3}])
+
+    run = env.run()
+
+    assert run.state == "success", tries(run)
+    assert tries(run)["fetch_feed"] == ("success", 2)
+    assert env.alerts() == []
