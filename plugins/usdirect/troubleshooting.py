@@ -226,6 +226,14 @@ def _api(error: BaseException, names: set[str], message: str, account: Account, 
             "check whether another system uses the same API Token; the next run catches up",
             section=section,
         )
+    if "RateLimitBackendError" in names:
+        return Diagnosis(
+            cause=f"the Redis that paces every worker's API calls did not answer, so nothing was sent: "
+            f"{message}",
+            fix="start Redis or fix the connection named (rate_limit.redis_conn_id in "
+            "include/usdirect.yaml); the task's retries resume once it answers",
+            section="setup",
+        )
     if "TransientExhaustedError" in names:
         return Diagnosis(
             cause=f"the API stayed unreachable or failing (timeouts, 5xx, cut-off answers): {message}",

@@ -153,3 +153,18 @@ def test_pacing_is_per_process_unless_the_settings_say_redis(tmp_path: Path, mon
     bad.write_text(bad.read_text(encoding="utf-8").replace("backend: redis", "backend: memcached"))
     with pytest.raises(ConfigError, match=r"rate_limit\.backend: .*'process' or 'redis'"):
         load_config(bad)
+
+
+def test_an_unreachable_redis_is_diagnosed_as_setup_with_the_fix() -> None:
+    from usdirect.config import Account
+    from usdirect.troubleshooting import diagnose
+
+    error = RateLimitBackendError(
+        f"the shared rate limit's Redis (connection '{REDIS_CONN_ID}') did not answer for 15 s (...)"
+    )
+    found = diagnose(error, Account(id="main"), "send_orders")
+
+    assert found.section == "setup"
+    assert "Redis that paces every worker's API calls did not answer" in found.cause
+    assert REDIS_CONN_ID in found.cause
+    assert "rate_limit.redis_conn_id" in found.fix
