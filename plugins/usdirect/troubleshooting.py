@@ -274,6 +274,12 @@ ATTENTION_FIXES: dict[str, tuple[str | None, str]] = {
         "ask US Direct for the missing invoices of the POs listed; check the Reseller Token is entitled "
         "to them (Test on the connection)",
     ),
+    "window_gap": (
+        None,
+        "nothing is lost: the run read the whole gap since the last window its targets took; find why "
+        "runs stopped (DAG paused, scheduler down, runs failing) so it does not happen again, and raise "
+        "max_gap_hours in include/usdirect.yaml if such gaps are expected",
+    ),
     "reject_share_high": (
         None,
         "read the reasons in table usdirect_rejects for this run id and fix the mapping template or the "

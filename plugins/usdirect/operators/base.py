@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+BACKFILL = "backfill"  # DagRunType.BACKFILL_JOB: the one run type that keeps its exact data interval
 
 
 def find_account(cfg: Config, account_id: str) -> Account:
@@ -49,6 +50,8 @@ class OperationRun:
     dag_id: str
     window: tuple[dt.datetime | None, dt.datetime | None]
     params: dict[str, Any] = field(default_factory=dict)
+    run_type: str = ""  # the DAG run's type: scheduled, manual, backfill, asset_triggered ...
+    gap: dt.timedelta | None = None  # unread time before this run's window, set by incremental_window
     _warehouse: Warehouse | None = None
 
     @property
@@ -89,18 +92,82 @@ class OperationRun:
         return path
 
     def incremental_window(self, lookback: dt.timedelta) -> tuple[dt.datetime, dt.datetime]:
-        """The window an incremental operation covers.
+        """The window an incremental operation covers, recorded on the run's audit row.
 
-        Scheduled runs and backfills own their data interval. A run without one (manual trigger,
-        asset event, or a trigger timetable where start == end) continues from the end of the last
-        successful window in ``usdirect_runs``, or covers ``lookback`` when there is none.
+        A backfill run owns exactly its data interval. Every other run (scheduled, manual — also
+        ``airflow dags test`` — or asset-triggered) starts where the DAG's targets last took a
+        window (``usdirect_watermarks``) when that is earlier than its data interval, so a pause or
+        an outage is read in full; without a data interval it ends at the current time, and without
+        any watermark it covers ``lookback``. ``self.gap`` is how long went unread before the run.
         """
         start, end = self.window
-        if start is None or end is None or start >= end:
-            end = dt.datetime.now(dt.UTC)
-            start = self._last_successful_window_end() or end - lookback
+        has_interval = start is not None and end is not None and start < end
+        if has_interval and self.run_type == BACKFILL:
+            assert start is not None and end is not None
+            self.record.window_start, self.record.window_end = start, end
+            return start, end
+        if not has_interval:
+            end = end or dt.datetime.now(dt.UTC)
+        assert end is not None
+        mark = self._watermark()
+        nominal = start if has_interval and start is not None else end
+        if mark is not None and mark < nominal:
+            self.gap = nominal - mark
+            start = mark
+        elif not has_interval:
+            start = end - lookback if mark is None or mark >= end else mark
+        assert start is not None
         self.record.window_start, self.record.window_end = start, end
+        if self.gap:
+            self.record.counts["gap_hours"] = round(self.gap.total_seconds() / 3600, 1)
         return start, end
+
+    def state_warehouse(self) -> Warehouse:
+        """The account's warehouse connection, also when 'warehouse' is not a target: it keeps the
+        state every account needs (watermarks, feed state, publish ledger)."""
+        from usdirect.targets.sql import Warehouse
+
+        return self.warehouse() or Warehouse.from_conn_id(
+            self.account.warehouse_conn_id, schema=self.cfg.warehouse.schema_
+        )
+
+    def _watermark(self) -> dt.datetime | None:
+        """Where the DAG's targets stopped; older deployments: the last successful window in usdirect_runs."""
+        from usdirect.targets.watermarks import read_watermark
+
+        mark = read_watermark(self.state_warehouse(), self.dag_id, self.targets)
+        return mark if mark is not None else self._last_successful_window_end()
+
+    def record_window(self, target: str, fetched: Mapping[str, Any]) -> None:
+        """After ``target`` took the window the fetch task read (its XCom ``window_start``/``_end``)."""
+        from usdirect.targets.watermarks import advance_watermark
+
+        window = (
+            dt.datetime.fromisoformat(fetched["window_start"]),
+            dt.datetime.fromisoformat(fetched["window_end"]),
+        )
+        advance_watermark(self.state_warehouse(), self.dag_id, target, window, self.run_id)
+
+    def alert_if_long_gap(self) -> None:
+        """A needs-attention alert when the run had to read more than ``max_gap_hours`` unread time."""
+        limit = dt.timedelta(hours=self.settings.max_gap_hours)
+        if self.gap is None or self.gap <= limit:
+            return
+        from usdirect.notifications import alert_needs_attention
+
+        hours = self.gap.total_seconds() / 3600
+        alert_needs_attention(
+            self,
+            "window_gap",
+            f"nothing was read for {hours:.1f} hours ({hours / 24:.1f} days) before this run, more than "
+            f"max_gap_hours ({self.settings.max_gap_hours}); the run read the whole gap from "
+            f"{self.record.window_start.isoformat() if self.record.window_start else '?'}",
+            {
+                "gap_hours": f"{hours:.1f}",
+                "window_start": self.record.window_start,
+                "window_end": self.record.window_end,
+            },
+        )
 
     def _last_successful_window_end(self) -> dt.datetime | None:
         wh = self.warehouse()
@@ -133,6 +200,12 @@ def _summary(run: OperationRun, outcome: str, message: str | None) -> str:
     if message:
         lines.append(f"  message: {message}")
     return "\n".join(lines)
+
+
+def _run_type(ctx: Mapping[str, Any]) -> str:
+    """The DAG run's type as its plain value (``DagRunType`` or a string, depending on the caller)."""
+    run_type = getattr(ctx.get("dag_run"), "run_type", None)
+    return str(getattr(run_type, "value", run_type) or "")
 
 
 @contextmanager
@@ -171,6 +244,7 @@ def operation_run(operation: str, account_id: str) -> Iterator[OperationRun]:
         dag_id=ti.dag_id,
         window=window,
         params=dict(ctx.get("params") or {}),
+        run_type=_run_type(ctx),
     )
     outcome, message = "success", None
     try:

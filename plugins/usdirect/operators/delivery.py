@@ -6,7 +6,7 @@ warehouse loads first, because it remembers what the platform already has.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from usdirect.config import Account, Config
@@ -14,12 +14,18 @@ from usdirect.operators.base import operation_run
 
 
 def deliver_staged_to_platform(
-    operation: str, account_id: str, stage: str, noun: str, deliver: Callable[[Any, Any, Any], dict]
+    operation: str,
+    account_id: str,
+    stage: str,
+    noun: str,
+    deliver: Callable[[Any, Any, Any], dict],
+    window: Mapping[str, Any] | None = None,
 ) -> dict[str, int]:
     """Read the staged batch, send it with ``deliver(platform, batch, warehouse)``, record the counts.
 
     Records that the platform refuses are counted and fail the task with their reasons, after the
-    others were delivered, so a retry sends only what is missing.
+    others were delivered, so a retry sends only what is missing. With the fetch's ``window``
+    (a windowed operation), a complete delivery moves the DAG's watermark on for the platform.
     """
     from usdirect.hooks.flxpoint import FlxpointHook
     from usdirect.pipelines.shipments import Batch
@@ -37,6 +43,8 @@ def deliver_staged_to_platform(
             raise RuntimeError(
                 f"{len(errors)} {noun}(s) not delivered to the platform: " + "; ".join(errors[:10])
             )
+        if window is not None:
+            run.record_window("platform", window)
         return result
 
 

@@ -195,6 +195,8 @@ def load_inventory_warehouse(
         load = load_full if operation == FULL else load_changes
         with _mapped_feed(run, stage, mapped) as feed:
             counts = load(wh, account_id, run.run_id, feed, dt.datetime.now(dt.UTC))
+        if operation == CHANGES:
+            run.record_window("warehouse", mapped)
         run.record.counts.update(counts.as_dict())
         run.record.rows_in, run.record.rows_changed = counts.read, counts.changed
         return counts.as_dict()
@@ -228,6 +230,8 @@ def publish_inventory_platform(
                 writable,
                 mapped=feed if full else None,
             )
+        if not full:
+            run.record_window("platform", mapped)
         out = counts.as_dict() | {"unchanged": plan.unchanged, "deferred": plan.deferred}
         run.record.counts.update(out)
         run.record.rows_changed = counts.updated + counts.created + counts.archived
@@ -287,7 +291,8 @@ define_get_inventory.params = {  # type: ignore[attr-defined]
 
 @task(task_id="fetch_changes")
 def fetch_changes(account_id: str) -> dict[str, Any]:
-    """Page /v1/inventory from the window start (minus the overlap) into staging."""
+    """Page /v1/inventory from the window start (minus the overlap) into staging; after a pause the
+    window starts where the targets last stopped (``OperationRun.incremental_window``)."""
     from usdirect.hooks.usdirect import UsDirectHook
     from usdirect.pipelines import inventory_staging as staging
     from usdirect.pipelines.inventory_transform import write_pages
@@ -300,7 +305,13 @@ def fetch_changes(account_id: str) -> dict[str, Any]:
             items = write_pages(hook.iter_inventory_changes(since), path)
         run.record.counts.update(items=items, since=since.isoformat())
         run.record.rows_in = items
-        return {"items": items, "until": end.isoformat()}
+        run.alert_if_long_gap()
+        return {
+            "items": items,
+            "until": end.isoformat(),
+            "window_start": start.isoformat(),
+            "window_end": end.isoformat(),
+        }
 
 
 @task(task_id="map_changes")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import pyarrow as pa
@@ -29,6 +29,8 @@ class ShipmentClient(Protocol):
     def iter_shipments(self, updated_since: dt.datetime, limit: int = ...) -> Iterable[list[dict]]: ...
 
     def get_order_shipments(self, po_number: str) -> list[dict]: ...
+
+    def get_order(self, po_number: str) -> dict | None: ...
 
 
 @dataclass(frozen=True)
@@ -90,9 +92,12 @@ def conform(table: pa.Table, fields: list[str]) -> pa.Table:
 
 @dataclass(frozen=True)
 class FetchCounts:
+    """What a fetch found besides the batch: its counts and the order statuses the lookups read."""
+
     changed: int  # shipments returned by the incremental query
     stragglers_checked: int  # POs looked up one by one
     stragglers_found: int  # shipments only the per-PO lookups found
+    order_status: dict[str, str] = field(default_factory=dict)  # PO -> status at US Direct (lookups)
 
 
 def fetch_shipments(
@@ -101,34 +106,43 @@ def fetch_shipments(
     updated_since: dt.datetime,
     straggler_pos: Sequence[str] = (),
 ) -> tuple[Batch, FetchCounts]:
-    """Shipments changed since ``updated_since``, plus any shipments of the straggler POs."""
+    """Shipments changed since ``updated_since``, plus the shipments and current order status of
+    each straggler PO (an order on hold may have shipped since, an open one may be cancelled)."""
     records: dict[str, dict[str, Any]] = {}
     for page in client.iter_shipments(updated_since):
         for shipment in page:
             records[shipment["shipment_id"]] = shipment
     changed = len(records)
     found = 0
+    statuses: dict[str, str] = {}
     for po in straggler_pos:
+        order = client.get_order(po)
+        if order and order.get("status"):
+            statuses[po] = str(order["status"])
         for shipment in client.get_order_shipments(po):
             if shipment["shipment_id"] not in records:
                 records[shipment["shipment_id"]] = shipment
                 found += 1
     batch = map_batch(template, list(records.values()), SHIPMENT_FIELDS, ITEM_FIELDS)
-    return batch, FetchCounts(changed, len(straggler_pos), found)
+    return batch, FetchCounts(changed, len(straggler_pos), found, statuses)
 
 
-def straggler_pos(wh: Any, now: dt.datetime, age_hours: int) -> list[str]:
-    """Submitted POs older than ``age_hours`` without any shipment in the warehouse."""
+def straggler_pos(wh: Any, as_of: dt.datetime, age_hours: int) -> list[str]:
+    """Submitted POs not fully shipped ``age_hours`` after submission, as of the run's time (its
+    window end, so a backfill or a clock that is not the wall clock judges age the same way)."""
     with wh.connect() as conn:
-        return ow.open_pos_without_shipment(wh, conn, now - dt.timedelta(hours=age_hours))
+        return ow.open_pos_not_fully_shipped(wh, conn, as_of - dt.timedelta(hours=age_hours))
 
 
-def load_warehouse(wh: Any, batch: Batch, run_id: str) -> ow.UpsertCounts:
-    """Upsert the batch and record its rejects, in one transaction."""
+def load_warehouse(
+    wh: Any, batch: Batch, run_id: str, order_status: dict[str, str] | None = None
+) -> ow.UpsertCounts:
+    """Upsert the batch, bring the POs' order status up to date and record rejects, in one transaction."""
     from usdirect.targets.audit import write_rejects
 
     with wh.connect() as conn:
         counts = ow.upsert_shipments(wh, conn, batch.parents, batch.children, run_id)
+        ow.record_order_status(wh, conn, order_status or {})
         write_rejects(wh, conn, run_id, batch.rejects)
     return counts
 

@@ -517,7 +517,42 @@ def upsert_shipments(
     counts = _change_counts(wh, conn, stage, wh.table(SHIPMENTS), "shipment_id")
     _merge(wh, conn, stage, SHIPMENTS, SHIPMENT_COLUMNS, "shipment_id", "updated_at", run_id)
     _replace_children(wh, conn, stage, SHIPMENT_ITEMS, SHIPMENT_ITEM_COLUMNS, "shipment_id", items)
+    _order_status_from_shipments(wh, conn, stage)
     return counts
+
+
+def _order_status_from_shipments(wh: Warehouse, conn: Any, stage: str) -> None:
+    """The staged POs' order status as US Direct sets it when it ships: ``shipped`` once every
+    accepted unit has shipped, ``partially_shipped`` before (a cancelled order stays cancelled)."""
+    fr, fl = wh.table(FR), wh.table(FR_LINES)
+    sh, si = wh.table(SHIPMENTS), wh.table(SHIPMENT_ITEMS)
+    wh.execute(
+        conn,
+        f"UPDATE {fr} AS f SET order_status = CASE WHEN q.shipped >= q.accepted "
+        "THEN 'shipped' ELSE 'partially_shipped' END "
+        "FROM (SELECT x.po_number, x.shipped, COALESCE(a.accepted, 0) AS accepted FROM "
+        f"(SELECT s.po_number, SUM(i.quantity) AS shipped FROM {sh} s "
+        f"JOIN {si} i ON i.shipment_id = s.shipment_id "
+        f"WHERE s.po_number IN (SELECT po_number FROM {stage}) GROUP BY s.po_number) x "
+        f"LEFT JOIN (SELECT po_number, SUM(quantity) AS accepted FROM {fl} "
+        "WHERE line_status = 'accepted' GROUP BY po_number) a ON a.po_number = x.po_number) q "
+        f"WHERE f.po_number = q.po_number AND f.status = '{SUBMITTED}' "
+        "AND COALESCE(f.order_status, '') <> 'cancelled'",
+    )
+
+
+def record_order_status(wh: Warehouse, conn: Any, statuses: dict[str, str]) -> None:
+    """Order statuses read from US Direct (straggler lookups) replace what the ledger had."""
+    if not statuses:
+        return
+    items = sorted(statuses.items())
+    values = ", ".join(["(CAST(%s AS TEXT), CAST(%s AS TEXT))"] * len(items))
+    wh.execute(
+        conn,
+        f"UPDATE {wh.table(FR)} AS f SET order_status = v.st "
+        f"FROM (VALUES {values}) AS v(po, st) WHERE f.po_number = v.po",
+        [x for item in items for x in item],
+    )
 
 
 def _change_counts(wh: Warehouse, conn: Any, stage: str, target: str, key: str) -> UpsertCounts:
@@ -660,6 +695,29 @@ def record_platform_delivery(
         f"FROM (VALUES {values}) AS v(k, pid, st, err) WHERE t.{key} = v.k",
         [x for row in rows for x in row],
     )
+
+
+def open_pos_not_fully_shipped(wh: Warehouse, conn: Any, older_than: dt.datetime) -> list[str]:
+    """Submitted POs sent before ``older_than`` with fewer units shipped than accepted (none at all
+    included) that US Direct has not cancelled: the straggler lookups of Get Shipments."""
+    ensure_tables(wh, conn)
+    fl, sh, si = wh.table(FR_LINES), wh.table(SHIPMENTS), wh.table(SHIPMENT_ITEMS)
+    return [
+        r[0]
+        for r in wh.fetchall(
+            conn,
+            f"SELECT f.po_number FROM {wh.table(FR)} f "
+            f"LEFT JOIN (SELECT po_number, SUM(quantity) AS accepted FROM {fl} "
+            "WHERE line_status = 'accepted' GROUP BY po_number) a ON a.po_number = f.po_number "
+            f"LEFT JOIN (SELECT s.po_number, SUM(i.quantity) AS shipped FROM {sh} s "
+            f"JOIN {si} i ON i.shipment_id = s.shipment_id GROUP BY s.po_number) x "
+            "ON x.po_number = f.po_number "
+            "WHERE f.status = %s AND f.submitted_at < %s AND COALESCE(f.order_status, '') <> 'cancelled' "
+            "AND (x.shipped IS NULL OR x.shipped < COALESCE(a.accepted, 0)) "
+            "ORDER BY f.submitted_at, f.po_number",
+            (SUBMITTED, older_than),
+        )
+    ]
 
 
 def open_pos_without_shipment(wh: Warehouse, conn: Any, older_than: dt.datetime) -> list[str]:
