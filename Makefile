@@ -14,7 +14,7 @@ export AIRFLOW__CORE__TEST_CONNECTION := Enabled
 export AIRFLOW__CORE__SENSITIVE_VAR_CONN_NAMES := feed_url
 export USDIRECT_CONFIG ?= $(CURDIR)/include/usdirect.yaml
 
-.PHONY: install demo test lint bench airflow lock clean browser-deps
+.PHONY: install demo test lint bench airflow airflow-reset lock clean browser-deps
 
 install: $(STAMP)
 
@@ -51,6 +51,10 @@ bench: install
 
 airflow: install
 	$(BIN)/python scripts/local_airflow.py
+
+# Start the local Airflow over: sandbox state, warehouse and metadata DB (`make airflow` stopped first).
+airflow-reset: install
+	$(BIN)/python scripts/local_airflow.py --reset
 
 # Re-resolve the lock from requirements*.txt in a throw-away venv (needs the package index).
 lock:

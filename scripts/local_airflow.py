@@ -4,6 +4,9 @@ Starts the sandbox US Direct and platform servers, a local alert receiver that p
 creates the connections (usdirect_default, flxpoint_default, usdirect_warehouse as a DuckDB file,
 usdirect_alerts) and one pool per account through the Airflow CLI, then runs `airflow standalone`
 (scheduler, DAG processor, API server, triggerer) with AIRFLOW_HOME=.airflow. Ctrl-C stops it all.
+The metadata DB is Postgres when it answers (see local_metadata.py); the sandbox saves its state
+on exit and continues from it next time, so it keeps matching the warehouse (see local_state.py);
+`--reset` (`make airflow-reset`) deletes all three. `.airflow/env.sh` sets up another shell.
 
 The helpers here are also what the end-to-end test uses to prepare its own Airflow home, so the
 demo path and the tested path are the same code.
@@ -11,8 +14,10 @@ demo path and the tested path are the same code.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -28,7 +33,9 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [p for p in (str(REPO), str(REPO / "plugins")) if p not in sys.path]
 
-from usdirect.config import Config, load_config  # noqa: E402  (after the path set-up above)
+from scripts import local_metadata  # noqa: E402  (after the path set-up above)
+from scripts.local_state import InconsistentStateError, LocalState  # noqa: E402
+from usdirect.config import Config, load_config  # noqa: E402
 
 PASSWORDS_FILE = "simple_auth_manager_passwords.json.generated"
 
@@ -170,55 +177,171 @@ def seed_orders(home: Path, sandbox: Any) -> int:
         os.environ.pop(name, None)
 
 
-def main() -> int:
+SHELL_ENV = "env.sh"
+
+
+def write_shell_env(home: Path, env: Mapping[str, str]) -> Path:
+    """``home/env.sh``: `source` it to use this Airflow from another shell (CLI, connections test).
+
+    The Airflow CLI needs the same AIRFLOW_HOME, metadata DB and settings as the running
+    components; without them it would create an empty SQLite DB elsewhere and find no connection.
+    """
+    lines = [
+        "# Written by `make airflow`: `source .airflow/env.sh` to use this Airflow from a shell.",
+        f'export PATH={shlex.quote(str(Path(sys.executable).parent))}:"$PATH"',
+    ]
+    lines += [
+        f"export {key}={shlex.quote(value)}"
+        for key, value in sorted(env.items())
+        if key.startswith("AIRFLOW") or key == "USDIRECT_CONFIG"
+    ]
+    path = home / SHELL_ENV
+    path.write_text("\n".join(lines) + "\n")
+    path.chmod(0o600)  # the metadata DB URL may carry a password
+    return path
+
+
+def prepare(
+    env: Mapping[str, str], home: Path, sandbox: Any, alerts_port: int, cfg: Config
+) -> dict[str, int]:
+    """Migrate the metadata DB, (re)create connections and pools, write env.sh; returns the pools."""
+    airflow_cli(env, "db", "migrate")
+    import_connections(env, demo_connections(sandbox.connections(), home, alerts_port))
+    pools = import_pools(env, cfg)
+    write_shell_env(home, env)
+    return pools
+
+
+def reset(home: Path) -> int:
+    """`make airflow-reset`: the sandbox state, the warehouse and the metadata DB, all together."""
+    try:
+        done = LocalState(home).reset()
+    except InconsistentStateError as exc:
+        print(f"make airflow-reset: {exc}", file=sys.stderr)
+        return 1
+    done += local_metadata.drop(home)
+    print("\n".join(done or [f"nothing to reset in {home}"]))
+    print("The next `make airflow` starts a new sandbox, warehouse and metadata DB.")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
     from sandbox.runner import start_sandbox
 
+    args = _parse_args(argv)
     home = Path(os.environ.get("AIRFLOW_HOME") or REPO / ".airflow").resolve()
     home.mkdir(parents=True, exist_ok=True)
+    if args.reset:
+        return reset(home)
+    state = LocalState(home)
+    try:
+        kept = state.check()
+    except InconsistentStateError as exc:
+        print(f"make airflow: {exc}", file=sys.stderr)
+        return 1
+    if kept == "fresh":  # a new sandbox and warehouse: no run history that refers to the old ones
+        local_metadata.drop(home)
+    metadata = local_metadata.choose(home)
+    if metadata.warning:
+        print(f"\nWARNING: {metadata.warning}\n", file=sys.stderr, flush=True)
     port = int(os.environ.get("AIRFLOW_PORT", "8080"))
-    env = airflow_env(home, port)
+    env = airflow_env(home, port, {"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata.url})
     os.environ.update({"USDIRECT_CONFIG": env["USDIRECT_CONFIG"]})
     cfg = load_config()
 
     print(f"Starting the sandbox servers and preparing {home} ...", flush=True)
-    with start_sandbox(seed=42, catalog_size=5000) as sandbox, alert_receiver(home / "alerts.log") as alerts:
-        airflow_cli(env, "db", "migrate")
-        import_connections(env, demo_connections(sandbox.connections(), home, alerts))
-        pools = import_pools(env, cfg)
-        orders = seed_orders(home, sandbox)
-        print(
-            "\n".join(
-                [
-                    "",
-                    f"US Direct sandbox:   {sandbox.usdirect_url}  (admin API {sandbox.usdirect_admin})",
-                    f"Platform sandbox:    {sandbox.flxpoint_url}  (admin API {sandbox.flxpoint_admin})",
-                    "Connections:         usdirect_default, flxpoint_default, usdirect_warehouse "
-                    f"({home / 'warehouse.duckdb'}), usdirect_alerts",
-                    f"Orders:              {orders} pending fulfillment requests seeded into the warehouse; "
-                    f"move the sandbox's clock to ship and invoice them: curl -X POST "
-                    f"{sandbox.usdirect_admin}/clock/advance -H 'Content-Type: application/json' "
-                    """-d '{"days": 2}'""",
-                    f"Pools:               {', '.join(f'{n} ({s} slots)' for n, s in pools.items())}",
-                    f"Alerts:              printed here and appended to {home / 'alerts.log'}",
-                    f"Airflow UI:          http://localhost:{port}  (user admin; password in "
-                    f"{home / PASSWORDS_FILE})",
-                    "Stop everything with Ctrl-C.",
-                    "",
-                ]
-            ),
-            flush=True,
+    try:
+        with (
+            start_sandbox(seed=42, catalog_size=5000, state_file=state.sandbox_state) as sandbox,
+            alert_receiver(home / "alerts.log") as alerts,
+        ):
+            state.begin()
+            return _serve(env, home, port, sandbox, alerts, cfg, metadata, kept, state)
+    finally:
+        if not state.end():  # the sandbox stopped without saving: the next start must not trust it
+            print(
+                f"WARNING: the sandbox did not save its state to {state.sandbox_state}; the next "
+                "`make airflow` will ask for `make airflow-reset`",
+                file=sys.stderr,
+            )
+
+
+def _serve(
+    env: dict[str, str],
+    home: Path,
+    port: int,
+    sandbox: Any,
+    alerts: int,
+    cfg: Config,
+    metadata: local_metadata.MetadataDb,
+    kept: str,
+    state: LocalState,
+) -> int:
+    pools = prepare(env, home, sandbox, alerts, cfg)
+    on_platform = [
+        fr for fr in sandbox.platform("fulfillment-requests") if fr.get("sourceName") == "US Direct"
+    ]
+    added = seed_orders(home, sandbox)
+    if kept == "restored":
+        continued = (
+            f"continued from the previous session (state saved {state.saved_at()}; sandbox clock at "
+            f"{sandbox.clock_now().isoformat()})"
         )
-        # Its own session, so that stopping it can reach every component and executor worker:
-        # `airflow standalone` does not always wait for a scheduler that hangs on shutdown.
-        standalone = subprocess.Popen(
-            [sys.executable, "-m", "airflow", "standalone"], env=env, start_new_session=True
-        )
-        signal.signal(signal.SIGTERM, _interrupt)
-        try:
-            return standalone.wait()
-        except KeyboardInterrupt:
-            print("\nStopping Airflow and the sandbox ...", flush=True)
-            return stop_process_group(standalone)
+        warehouse = f"{state.warehouse} kept from the previous session"
+    else:
+        continued = f"new (seed 42, clock at {sandbox.clock_now().isoformat()})"
+        warehouse = f"{state.warehouse} (new)"
+    print(
+        "\n".join(
+            [
+                "",
+                f"US Direct sandbox:   {sandbox.usdirect_url}  (admin API {sandbox.usdirect_admin})",
+                f"Platform sandbox:    {sandbox.flxpoint_url}  (admin API {sandbox.flxpoint_admin})",
+                f"Sandbox state:       {continued}; saved to {state.sandbox_state} on Ctrl-C",
+                f"Warehouse:           {warehouse}",
+                f"Metadata DB:         {metadata.label}"
+                + ("  <- WARNING: SQLite, see above" if metadata.warning else ""),
+                "Connections:         usdirect_default, flxpoint_default, usdirect_warehouse, "
+                "usdirect_alerts (re-created with this sandbox's URLs and tokens)",
+                f"Orders:              {len(on_platform)} US Direct fulfillment requests on the platform: "
+                f"{added} new seeded into the warehouse as pending, {len(on_platform) - added} already "
+                f"there; move the sandbox's clock to ship and invoice them: curl -X POST "
+                f"{sandbox.usdirect_admin}/clock/advance -H 'Content-Type: application/json' "
+                """-d '{"days": 2}'""",
+                f"Pools:               {', '.join(f'{n} ({s} slots)' for n, s in pools.items())}",
+                f"Alerts:              printed here and appended to {home / 'alerts.log'}",
+                f"Airflow UI:          http://localhost:{port}  (user admin; password in "
+                f"{home / PASSWORDS_FILE})",
+                f"Airflow CLI:         in another shell: source {home / SHELL_ENV} && airflow connections "
+                "test usdirect_default",
+                "Stop everything with Ctrl-C (the sandbox saves its state); `make airflow-reset` starts "
+                "sandbox, warehouse and metadata DB over.",
+                "",
+            ]
+        ),
+        flush=True,
+    )
+    # Its own session, so that stopping it can reach every component and executor worker:
+    # `airflow standalone` does not always wait for a scheduler that hangs on shutdown.
+    standalone = subprocess.Popen(
+        [sys.executable, "-m", "airflow", "standalone"], env=env, start_new_session=True
+    )
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        return standalone.wait()
+    except KeyboardInterrupt:
+        print("\nStopping Airflow and the sandbox ...", flush=True)
+        return stop_process_group(standalone)
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="scripts/local_airflow.py", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--reset",
+        action="store_true",
+        help="delete the sandbox state, the warehouse and the metadata DB (`make airflow-reset`), then exit",
+    )
+    return parser.parse_args(argv)
 
 
 def _interrupt(signum: int, frame: object) -> None:
