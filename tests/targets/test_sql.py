@@ -119,3 +119,39 @@ def test_duckdb_waits_for_another_process_lock(monkeypatch: pytest.MonkeyPatch, 
         assert wh.fetchall(conn, "SELECT 42") == [(42,)]
     assert time.monotonic() - started > 0.5  # it really waited for the other process
     holder.wait(timeout=10)
+
+
+@pytest.mark.parametrize(
+    ("login", "database", "refusal"),
+    [
+        ("usdirect_no_such_role", "postgres", 'role "usdirect_no_such_role" does not exist'),
+        ("postgres", "usdirect_no_such_db", 'database "usdirect_no_such_db" does not exist'),
+    ],
+)
+def test_postgres_login_refusals_are_permanent_and_name_the_connection(
+    monkeypatch: pytest.MonkeyPatch, login: str, database: str, refusal: str
+) -> None:
+    from usdirect.errors import PermanentError
+
+    conn = {"conn_type": "postgres", "host": "127.0.0.1", "port": 5432, "login": login, "schema": database}
+    monkeypatch.setenv(*conn_env_var("wh_refused", conn))
+    with pytest.raises(WarehouseConfigError) as err, Warehouse.from_conn_id("wh_refused").connect():
+        pass
+    assert isinstance(err.value, PermanentError)
+    assert str(err.value).startswith(f"Postgres refused warehouse connection 'wh_refused': {refusal}. Fix: ")
+
+
+def test_unreachable_postgres_stays_retryable(monkeypatch: pytest.MonkeyPatch) -> None:
+    import psycopg
+
+    conn = {
+        "conn_type": "postgres",
+        "host": "127.0.0.1",
+        "port": 9,
+        "login": "postgres",
+        "schema": "postgres",
+    }
+    monkeypatch.setenv(*conn_env_var("wh_down", conn))
+    with pytest.raises(psycopg.OperationalError) as err, Warehouse.from_conn_id("wh_down").connect():
+        pass
+    assert not isinstance(err.value, WarehouseConfigError)

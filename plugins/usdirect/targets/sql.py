@@ -23,6 +23,11 @@ from usdirect.errors import PermanentError
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _COPY_CHUNK = 8 << 20
 DUCKDB_LOCK_WAIT_S = 300.0
+# Postgres login refusals that only a person can fix (the server answered: it is reachable).
+_PG_REFUSED = re.compile(
+    r'password authentication failed for user "[^"]*"|role "[^"]*" does not exist|'
+    r'database "[^"]*" does not exist|no pg_hba\.conf entry[^\n]*'
+)
 
 
 class WarehouseConfigError(PermanentError, ValueError):
@@ -86,7 +91,7 @@ class Warehouse:
         the second one waits up to ``DUCKDB_LOCK_WAIT_S`` instead of failing the run.
         """
         if self.dialect != "duckdb":
-            return self._hook.get_conn()
+            return self._open_postgres()
         import duckdb
 
         deadline = time.monotonic() + DUCKDB_LOCK_WAIT_S
@@ -99,6 +104,23 @@ class Warehouse:
                     raise
                 time.sleep(delay)
                 delay = min(delay * 2, 2.0)
+
+    def _open_postgres(self) -> Any:
+        """Refusals that a retry cannot change (unknown role or database, wrong password) are
+        ``WarehouseConfigError``; an unreachable server stays a retryable ``OperationalError``."""
+        import psycopg
+
+        try:
+            return self._hook.get_conn()
+        except psycopg.OperationalError as exc:
+            refusal = _PG_REFUSED.search(str(exc))
+            if refusal is None:
+                raise
+            raise WarehouseConfigError(
+                f"Postgres refused warehouse connection {self.conn_id!r}: {refusal.group(0)}. Fix: "
+                "correct the login, password and database (the connection's Schema field) on the "
+                "connection, or create the role/database, then clear the task"
+            ) from exc
 
     @contextmanager
     def connect(self) -> Iterator[Any]:
