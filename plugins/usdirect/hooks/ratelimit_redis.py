@@ -7,10 +7,11 @@ server's clock, so the workers' own clocks never matter; the caller then sleeps 
 A Retry-After seen by any process sets a shared ``hold``: no process sends before it ends, and a
 caller whose slot fell inside a hold that arrived while it slept reserves a new slot after it.
 
-Why not pyrate-limiter's Redis bucket (README, "Running it in production"): it counts requests
-in a window and lets a full window's worth go at once, so arrivals bunch at window edges and
-network jitter pushes a server-side sliding window over the limit; it has no shared "hold until"
-for Retry-After; its blocking mode polls. Three short scripts do exactly what is needed.
+Why not pyrate-limiter's RedisBucket (4.5, evaluated; README "Running it in production"): it
+stamps requests with each worker's own clock (not Redis TIME), so clock skew between machines
+shifts the windows; it has no shared "hold until" for a Retry-After; a blocked caller sleeps and
+races the others to re-check instead of owning a reserved slot. Three short scripts do exactly
+what is needed, with no new dependency beyond the Redis client.
 
 The key is a salted SHA-256 of the token: the token itself never reaches Redis.
 """
