@@ -45,7 +45,7 @@ def check_feed_is_csv(path: Path, content_type: str | None, *, where: str) -> No
     if start.startswith(_HTML_STARTS) or (html_type and start[:1] == b"<"):
         raise FeedNotCsvError(
             f"the Feed URL returned an HTML page instead of the CSV feed (Content-Type "
-            f"{media or 'not given'}, {len(head):,}+ bytes beginning {head[:40]!r}): usually an expired "
+            f"{media or 'not given'}, beginning {head[:40]!r}): usually an expired "
             f"feed key or the reseller portal's login page. Fix: open the US Direct portal, copy the "
             f"current Feed URL into the Feed URL field of {where}, then press Test on the connection"
         )
