@@ -2,13 +2,15 @@
 
 SQLite allows one writer at a time: with the scheduler, workers and API server writing at once, a
 backfill started from the UI answered 503 ("database is locked") and stopped the scheduler. So
-`make airflow` uses a Postgres database of its own (``usdirect_airflow``, created on first use;
-``USDIRECT_AIRFLOW_DB`` names another) and falls back to SQLite in AIRFLOW_HOME only when no
-Postgres answers, saying so. A fresh start (no sandbox state, no warehouse) starts it over too.
+`make airflow` uses a Postgres database of its own (``usdirect_airflow_<hash of the folder>``,
+created on first use; ``USDIRECT_AIRFLOW_DB`` names another) and falls back to SQLite in
+AIRFLOW_HOME only when no Postgres answers, saying so. A fresh start (no sandbox state, no
+warehouse) starts it over too.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,9 +19,14 @@ from sqlalchemy.engine import make_url
 
 # Where to find Postgres (a maintenance DSN; the metadata gets its own database next to it).
 PG_ADMIN_DSN = os.environ.get("USDIRECT_AIRFLOW_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
-DATABASE = os.environ.get("USDIRECT_AIRFLOW_DB", "usdirect_airflow")
 SQLITE_FILE = "airflow.db"
 EXPLICIT = "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"
+
+
+def database_for(home: Path) -> str:
+    """``usdirect_airflow_<8 hex of the home's path>``: two checkouts never share (or drop) one."""
+    digest = hashlib.sha1(str(home.resolve()).encode(), usedforsecurity=False).hexdigest()[:8]
+    return os.environ.get("USDIRECT_AIRFLOW_DB") or f"usdirect_airflow_{digest}"
 
 
 @dataclass(frozen=True)
@@ -49,7 +56,7 @@ def _postgres_error(admin_dsn: str, database: str) -> str | None:
     return None
 
 
-def choose(home: Path, admin_dsn: str = PG_ADMIN_DSN, database: str = DATABASE) -> MetadataDb:
+def choose(home: Path, admin_dsn: str = PG_ADMIN_DSN, database: str | None = None) -> MetadataDb:
     """Postgres (``usdirect_airflow``) if it answers, SQLite in ``home`` with a warning otherwise.
 
     An ``AIRFLOW__DATABASE__SQL_ALCHEMY_CONN`` already set in the environment is used as it is.
@@ -57,6 +64,7 @@ def choose(home: Path, admin_dsn: str = PG_ADMIN_DSN, database: str = DATABASE) 
     explicit = os.environ.get(EXPLICIT)
     if explicit:
         return MetadataDb(explicit, f"{_shown(explicit)} (from {EXPLICIT})")
+    database = database or database_for(home)
     error = _postgres_error(admin_dsn, database)
     if error is None:
         url = make_url(admin_dsn).set(drivername="postgresql+psycopg", database=database)
@@ -75,10 +83,11 @@ def choose(home: Path, admin_dsn: str = PG_ADMIN_DSN, database: str = DATABASE) 
     )
 
 
-def drop(home: Path, admin_dsn: str = PG_ADMIN_DSN, database: str = DATABASE) -> list[str]:
+def drop(home: Path, admin_dsn: str = PG_ADMIN_DSN, database: str | None = None) -> list[str]:
     """Delete the metadata DBs `make airflow` creates (both kinds); one line per thing done."""
     import psycopg
 
+    database = database or database_for(home)
     done = []
     sqlite = home / SQLITE_FILE
     if sqlite.exists():

@@ -191,3 +191,15 @@ def test_reset_removes_everything_kept_but_not_while_make_airflow_runs(tmp_path:
     assert len(removed) == 4
     assert not any(tmp_path.iterdir())
     assert state.check() == "fresh"
+
+
+def test_each_checkout_gets_a_metadata_database_of_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("USDIRECT_AIRFLOW_DB", raising=False)
+    one, other = local_metadata.database_for(tmp_path / "a"), local_metadata.database_for(tmp_path / "b")
+    assert one.startswith("usdirect_airflow_") and other.startswith("usdirect_airflow_")
+    assert one != other, "a reset in one checkout must never drop another's metadata"
+    assert local_metadata.database_for(tmp_path / "a") == one
+    monkeypatch.setenv("USDIRECT_AIRFLOW_DB", "my_airflow")
+    assert local_metadata.database_for(tmp_path / "a") == "my_airflow"
