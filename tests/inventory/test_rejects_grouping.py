@@ -38,9 +38,7 @@ def test_duplicates_group_under_one_reason_on_both_warehouses(wh: Warehouse, tmp
         "inventory", [9], ["USD-9"], ["quantity: not a valid int (source 'quantity')"], [{}]
     )
     with wh.connect() as conn:
-        write_rejects(
-            wh, conn, "run-1", pa.concat_tables([_duplicates(tmp_path).select(mapping.column_names)])
-        )
+        write_rejects(wh, conn, "run-1", _duplicates(tmp_path).select(mapping.column_names))
         write_rejects(wh, conn, "run-2", _duplicates(tmp_path))
         write_rejects(wh, conn, "run-3", mapping)  # rejects without the column: stored as NULL
     with wh.connect() as conn:
