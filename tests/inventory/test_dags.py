@@ -100,11 +100,32 @@ def test_full_feed_duckdb_and_platform(make_env: Callable[..., Env]) -> None:
     before = env.platform_calls()
     run = env.run("usdirect_get_inventory")
     assert run.state == "success", env.task_states(run)
+    after = env.platform_calls()
     gone = old - set(truth(env.sandbox))
     assert gone
+    # The first feed that lacks them archives nothing (it may be a download cut at a row boundary):
+    # they stay live in both targets, marked missing, and the feed's validators are not kept.
+    gone_live = {sku for sku in gone if not truth_before[sku]["archived"]}
+    stored = inventory(env.wh)
+    assert gone_live and all(
+        not stored[s]["archived"] and stored[s]["missing_feed_seq"] == 2 for s in gone_live
+    )
+    variants = {v["sku"]: v for v in env.sandbox.platform("variants")}
+    assert all(not variants[s]["archived"] for s in gone_live if s in variants)
+    assert _task_counts(env, run, "load_inventory_warehouse")["missing"] == len(gone_live)
+    assert _task_counts(env, run, "publish_inventory_platform")["missing"] == len(gone_live & set(variants))
+    # The next good feed (downloaded again, no 304) that still lacks them archives them.
+    confirm = env.run("usdirect_get_inventory")
+    assert confirm.state == "success" and env.task_states(confirm)["fetch_feed"] == "success"
+    assert _task_counts(env, confirm, "load_inventory_warehouse")["archived"] == len(gone_live)
     expected = assert_warehouse_matches(env, gone)
     _assert_platform_matches(env, gone)
     _no_429(env)
+    confirmed = env.platform_calls()
+    assert (
+        _count(confirmed, "PUT /inventory/variants") - _count(after, "PUT /inventory/variants")
+        == (_task_counts(env, confirm, "publish_inventory_platform")["planned_calls"])
+    )
     changed_tracked = {
         sku
         for sku, want in expected.items()
@@ -119,7 +140,6 @@ def test_full_feed_duckdb_and_platform(make_env: Callable[..., Env]) -> None:
             newest[sku]["cost"] == expected[sku]["cost"]
             and newest[sku]["quantity"] == expected[sku]["quantity"]
         )
-    after = env.platform_calls()
     puts = _count(after, "PUT /inventory/variants") - _count(before, "PUT /inventory/variants")
     posts = _count(after, "POST /inventory/parents") - _count(before, "POST /inventory/parents")
     counts = _task_counts(env, run, "publish_inventory_platform")
@@ -148,6 +168,7 @@ def test_guard_trips_on_empty_and_short_feeds(make_env: Callable[..., Env]) -> N
 def test_feed_not_recorded_until_every_target_took_it(make_env: Callable[..., Env]) -> None:
     """A run whose publish failed leaves no validators behind: the next run gets the feed (no 304)."""
     env = make_env("duckdb", ["warehouse", "platform"], catalog_size=100)
+    held = {v["sku"] for v in env.sandbox.platform("variants")}  # the platform's own, read by the reconcile
     env.sandbox.set_faults([{"endpoint": "POST /inventory/parents", "kind": "500", "skip": 1, "times": 1000}])
     run = env.run("usdirect_get_inventory")
     states = env.task_states(run)
@@ -159,8 +180,11 @@ def test_feed_not_recorded_until_every_target_took_it(make_env: Callable[..., En
     run = env.run("usdirect_get_inventory")
     states = env.task_states(run)
     assert run.state == "success" and states["fetch_feed"] == "success", states
-    assert _count(env.platform_calls(), "POST /inventory/parents") == math.ceil(
-        sum(1 for r in truth(env.sandbox).values() if not r["archived"]) / 20
+    # Every live SKU is created exactly once, except the ones the platform already held (the first
+    # publish reconciles: it reads them and updates them instead of creating them again).
+    live = {sku for sku, r in truth(env.sandbox).items() if not r["archived"]}
+    assert held and _count(env.platform_calls(), "POST /inventory/parents") == math.ceil(
+        len(live - held) / 20
     )
     _assert_platform_matches(env)
 
@@ -200,6 +224,9 @@ def test_resync_maps_only_changed_rows_into_postgres_and_platform(make_env: Call
         assert run.state == "success", env.task_states(run)
         mapped = _task_counts(env, run, "map_feed")
         assert 0 < mapped["reused"] < mapped["skus"]
+        # Removed SKUs are archived by the next good feed that still lacks them.
+        confirm = env.run("usdirect_get_inventory")
+        assert confirm.state == "success", env.task_states(confirm)
         assert_warehouse_matches(env, old - set(truth(env.sandbox)))
         _assert_platform_matches(env, old - set(truth(env.sandbox)))
     assert _task_counts(env, run, "load_inventory_warehouse")["updated"] > 0

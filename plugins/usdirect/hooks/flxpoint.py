@@ -79,6 +79,18 @@ class FlxpointHook(ApiHook):
                 base["skus"] = ",".join(group)
             yield from iter_numbered(self._page_fetcher("/inventory/variants", "variants", base))
 
+    def variant_page(
+        self, page: int, page_size: int = MAX_VARIANT_PAGE, skus: list[str] | None = None
+    ) -> tuple[list[dict], int]:
+        """One page of ``GET /inventory/variants`` and the total page count (to choose between
+        listing everything and asking for SKUs 50 at a time)."""
+        if skus is not None and not 1 <= len(skus) <= MAX_SKUS_PER_QUERY:
+            raise ValueError(f"ask for 1 to {MAX_SKUS_PER_QUERY} skus per call, got {len(skus)}")
+        params: dict[str, Any] = {"pageSize": page_size}
+        if skus:
+            params["skus"] = ",".join(skus)
+        return self._page_fetcher("/inventory/variants", "variants", params)(page)
+
     # ---------------------------------------------------------------- fulfillment requests
 
     def iter_fulfillment_requests(

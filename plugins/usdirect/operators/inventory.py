@@ -25,6 +25,7 @@ from usdirect.operators.base import OperationRun, operation_run
 
 if TYPE_CHECKING:
     from usdirect.mapping import Template
+    from usdirect.pipelines.inventory_absence import Absence
     from usdirect.pipelines.inventory_reuse import MappedFeed
     from usdirect.pipelines.inventory_transform import TransformResult
     from usdirect.targets.sql import Warehouse
@@ -109,6 +110,30 @@ def _mapped_feed(run: OperationRun, stage: str, mapped: dict[str, Any]) -> Itera
         yield MappedFeed(fresh, base, dropped, mapped["base_id"])
 
 
+def _absence(run: OperationRun, mapped: dict[str, Any]) -> Absence:
+    """The archive rule for this full feed: the settings', or at once when a person vouched for the
+    feed with ``allow_shrink``."""
+    from usdirect.pipelines.inventory_absence import Absence, archive_at_once
+
+    seq = int(mapped.get("feed_seq") or 0)
+    if run.params.get("allow_shrink"):
+        return archive_at_once(seq)
+    s = run.settings
+    return Absence(seq, s.archive_after_missing_feeds, s.archive_after_missing_hours)
+
+
+def _reconcile_reason(run: OperationRun) -> str | None:
+    """Why this full-feed run reconciles the platform (None: it publishes from the ledger only)."""
+    from usdirect.targets.inventory_reconcile import reconcile_due
+
+    if "platform" not in run.cfg.targets(run.account):
+        return None
+    if run.params.get("reconcile"):
+        return "the Param reconcile is set"
+    now = dt.datetime.now(dt.UTC)
+    return reconcile_due(_state_warehouse(run), run.account.id, run.settings.reconcile_every_days, now)
+
+
 def _transformed(run: OperationRun, result: TransformResult) -> None:
     run.record.counts.update(result.as_dict())
     run.record.rows_in, run.record.rows_out = result.read, result.skus
@@ -120,7 +145,10 @@ def _transformed(run: OperationRun, result: TransformResult) -> None:
 
 @task(task_id="fetch_feed")
 def fetch_feed(account_id: str) -> dict[str, Any]:
-    """Download the feed into staging; a 304 (unchanged since the last delivered feed) skips the run."""
+    """Download the feed into staging; a 304 (unchanged since the last delivered feed) skips the run.
+
+    A run that reconciles the platform downloads unconditionally: the platform may differ from
+    the ledger even when the feed has not changed."""
     from airflow.sdk.exceptions import AirflowSkipException
 
     from usdirect.hooks.feed import FeedValidators
@@ -130,7 +158,10 @@ def fetch_feed(account_id: str) -> dict[str, Any]:
 
     with operation_run(FULL, account_id) as run:
         state = get_feed_state(_state_warehouse(run), account_id)
-        validators = FeedValidators(state.etag, state.last_modified) if state else None
+        reconcile = _reconcile_reason(run)
+        validators = FeedValidators(state.etag, state.last_modified) if state and not reconcile else None
+        if reconcile:
+            run.record.counts["reconcile"] = reconcile
         with staging.writing(run.staging("inventory", "feed.csv")) as path:
             download = UsDirectHook(run.account.usdirect_conn_id).download_feed(path, validators)
         if download.not_modified:
@@ -143,6 +174,7 @@ def fetch_feed(account_id: str) -> dict[str, Any]:
             "bytes": download.bytes,
             "etag": download.validators.etag,
             "last_modified": download.validators.last_modified,
+            "reconcile": reconcile,
         }
 
 
@@ -178,7 +210,13 @@ def map_feed(account_id: str, fetched: dict[str, Any]) -> dict[str, Any]:
         )
         if note:
             run.record.counts["shrink_override"] = note
-        return {**fetched, "skus": result.skus, "base_run": based_on, "base_id": result.base_id}
+        return {
+            **fetched,
+            "skus": result.skus,
+            "base_run": based_on,
+            "base_id": result.base_id,
+            "feed_seq": (state.feed_seq if state else 0) + 1,  # the Absence rule's clock
+        }
 
 
 @task(task_id="load_inventory_warehouse", pool="default_pool")
@@ -192,9 +230,12 @@ def load_inventory_warehouse(
     with operation_run(operation, account_id) as run:
         wh = run.warehouse()
         assert wh is not None  # the task exists only when 'warehouse' is a target
-        load = load_full if operation == FULL else load_changes
+        now = dt.datetime.now(dt.UTC)
         with _mapped_feed(run, stage, mapped) as feed:
-            counts = load(wh, account_id, run.run_id, feed, dt.datetime.now(dt.UTC))
+            if operation == FULL:
+                counts = load_full(wh, account_id, run.run_id, feed, now, _absence(run, mapped))
+            else:
+                counts = load_changes(wh, account_id, run.run_id, feed, now)
         if operation == CHANGES:
             run.record_window("warehouse", mapped)
         run.record.counts.update(counts.as_dict())
@@ -206,23 +247,31 @@ def load_inventory_warehouse(
 def publish_inventory_platform(
     account_id: str, mapped: dict[str, Any], stage: str = "inventory"
 ) -> dict[str, int]:
-    """Send what changed since the last successful publish (resumable through the ledger)."""
+    """Send what changed since the last successful publish (resumable through the ledger); a
+    reconciling run first makes the ledger say what the platform really holds."""
     from usdirect.hooks.flxpoint import FlxpointHook
     from usdirect.pipelines import inventory_staging as staging
     from usdirect.targets.inventory_platform import plan_publish, publish
+    from usdirect.targets.inventory_reconcile import reconcile_ledger
 
     operation = FULL if stage == "inventory" else CHANGES
     with operation_run(operation, account_id) as run:
         wh = _state_warehouse(run)
         writable = frozenset(_template(run).writable_fields())
         full = operation == FULL
+        client = FlxpointHook(run.account.flxpoint_conn_id)
         with _mapped_feed(run, stage, mapped) as feed, staging.scratch() as tmp:
-            plan = plan_publish(wh, account_id, feed, tmp, writable, full=full)
+            if full and mapped.get("reconcile"):
+                intent = run.warehouse()  # what the warehouse decided; None for a platform-only account
+                found = reconcile_ledger(client, wh, account_id, run.run_id, feed, tmp, intent=intent)
+                run.record.counts["reconciled"] = found.as_dict()
+            absence = _absence(run, mapped) if full else None
+            plan = plan_publish(wh, account_id, feed, tmp, writable, full=full, absence=absence)
             run.record.counts.update(
                 planned_calls=plan.calls, unchanged=plan.unchanged, deferred=plan.deferred
             )
             counts = publish(
-                FlxpointHook(run.account.flxpoint_conn_id),
+                client,
                 wh,
                 account_id,
                 run.run_id,
@@ -232,27 +281,39 @@ def publish_inventory_platform(
             )
         if not full:
             run.record_window("platform", mapped)
-        out = counts.as_dict() | {"unchanged": plan.unchanged, "deferred": plan.deferred}
+        out = counts.as_dict() | {
+            "unchanged": plan.unchanged,
+            "deferred": plan.deferred,
+            "missing": plan.missing,
+        }
         run.record.counts.update(out)
         run.record.rows_changed = counts.updated + counts.created + counts.archived
         return out
 
 
 @task(task_id="record_feed_state", pool="default_pool")
-def record_feed_state(account_id: str, mapped: dict[str, Any]) -> None:
-    """Remember the delivered feed: validators for the next 304, SKU count for the shrink guard."""
+def record_feed_state(account_id: str, mapped: dict[str, Any], delivered: list[dict[str, Any]]) -> None:
+    """Remember the delivered feed: validators for the next 304, SKU count for the shrink guard,
+    its sequence number for the ``Absence`` rule.
+
+    While a target holds SKUs absent from this feed but not archived yet, the validators are not
+    kept: the next run then downloads the feed again instead of getting a 304, and that download
+    is the next good feed that confirms (or undoes) the absence.
+    """
     from usdirect.targets.inventory_warehouse import FeedState, save_feed_state
 
     with operation_run(FULL, account_id) as run:
+        missing = max((int(d.get("missing") or 0) for d in delivered if d), default=0)
         state = FeedState(
-            etag=mapped.get("etag"),
-            last_modified=mapped.get("last_modified"),
+            etag=None if missing else mapped.get("etag"),
+            last_modified=None if missing else mapped.get("last_modified"),
             sku_count=int(mapped["skus"]),
             run_id=run.run_id,
             loaded_at=dt.datetime.now(dt.UTC),
+            feed_seq=int(mapped.get("feed_seq") or 0),
         )
         save_feed_state(_state_warehouse(run), account_id, state)
-        run.record.counts["skus"] = state.sku_count
+        run.record.counts.update(skus=state.sku_count, feed_seq=state.feed_seq, missing=missing)
 
 
 def _deliver(cfg: Config, account: Account, mapped: Any, stage: str) -> list[Any]:
@@ -272,8 +333,7 @@ def _deliver(cfg: Config, account: Account, mapped: Any, stage: str) -> list[Any
 def define_get_inventory(cfg: Config, account: Account) -> None:
     mapped = map_feed(account.id, fetch_feed(account.id))
     delivered = _deliver(cfg, account, mapped, "inventory")
-    recorded = record_feed_state(account.id, mapped)
-    delivered[-1] >> recorded
+    record_feed_state(account.id, mapped, delivered)
 
 
 define_get_inventory.params = {  # type: ignore[attr-defined]
@@ -281,8 +341,15 @@ define_get_inventory.params = {  # type: ignore[attr-defined]
         False,
         type="boolean",
         description="Accept a feed that is empty or shrank more than max_shrink_share (a real catalog cut): "
-        "the missing SKUs are archived.",
-    )
+        "the missing SKUs are archived at once, without waiting for archive_after_missing_feeds.",
+    ),
+    "reconcile": Param(
+        False,
+        type="boolean",
+        description="Read the platform's variants of this account's SKUs and send exactly what differs "
+        "(stale quantity or prices, live variants that should be archived, archived ones that should be "
+        "live). Downloads the feed even when it is unchanged.",
+    ),
 }
 
 

@@ -10,10 +10,14 @@ batch are committed, so a run killed half-way re-sends only what did not land.
 
 Calls for a plan: ``ceil((updated + archived) / 50) + ceil(created / 20)``, plus one create call
 per 20 SKUs the platform reported ``notFound``.
+
+A ledger SKU the full feed lacks is archived only when the ``Absence`` rule says so, the same rule
+the warehouse applies; until then the ledger row keeps ``missing_feed_seq``/``missing_since``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import itertools
 import math
@@ -26,6 +30,7 @@ from typing import Any, Protocol
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from usdirect.pipelines.inventory_absence import Absence, archive_at_once
 from usdirect.pipelines.inventory_engine import (
     BATCH_ROWS,
     limit_engine,
@@ -35,6 +40,7 @@ from usdirect.pipelines.inventory_engine import (
 )
 from usdirect.pipelines.inventory_reuse import MappedFeed, feed_source
 from usdirect.pipelines.inventory_schema import sql_type
+from usdirect.targets.inventory_warehouse import add_columns
 from usdirect.targets.sql import Warehouse, quote_ident
 
 LEDGER = "usdirect_inventory_published"
@@ -44,6 +50,7 @@ PRICE_FIELDS = ("cost", "msrp", "map")
 VALUE_FIELDS = (*PRICE_FIELDS, "quantity", "archived")
 _FLAGS = {"cost": "modifyCost", "msrp": "modifyMsrp", "map": "modifyMap", "quantity": "modifyQuantity"}
 _LEDGER_COLUMNS = ("sku", *VALUE_FIELDS, "source_updated_at")
+_MISSING_COLUMNS = {"missing_feed_seq": "BIGINT", "missing_since": "TIMESTAMPTZ"}
 
 
 class PlatformClient(Protocol):
@@ -65,6 +72,7 @@ class Plan:
     created: int
     unchanged: int
     deferred: int  # new SKUs not created: changes-only rows, archived SKUs, or sync_inventory off
+    missing: int = 0  # ledger SKUs the full feed lacks that are not archived yet
 
     @property
     def calls(self) -> int:
@@ -98,9 +106,12 @@ def ensure_ledger(wh: Warehouse, conn: Any) -> None:
     archived BOOLEAN NOT NULL,
     source_updated_at TIMESTAMPTZ,
     run_id TEXT NOT NULL,
-    published_at TIMESTAMPTZ NOT NULL
+    published_at TIMESTAMPTZ NOT NULL,
+    missing_feed_seq BIGINT,
+    missing_since TIMESTAMPTZ
 )""",
     )
+    add_columns(wh, conn, LEDGER, _MISSING_COLUMNS)
     wh.execute(conn, f"CREATE UNIQUE INDEX IF NOT EXISTS {quote_ident(LEDGER + '_uq')} ON {t} (account, sku)")
 
 
@@ -116,12 +127,17 @@ def plan_publish(
     workdir: Path,
     writable: frozenset[str],
     full: bool,
+    absence: Absence | None = None,
+    now: dt.datetime | None = None,
 ) -> Plan:
     """Compare the mapped rows with the ledger and write the rows to send into ``workdir``.
 
-    ``full``: the feed lists the whole catalog, so ledger SKUs it lacks are archived. Otherwise the
-    rows are changes: only SKUs already published are updated, and only with newer changes.
+    ``full``: the feed lists the whole catalog, so ledger SKUs it lacks are marked missing and
+    archived when ``absence`` says so (``None``: at once). Otherwise the rows are changes: only SKUs
+    already published are updated, and only with newer changes.
     """
+    absence = absence or archive_at_once()
+    now = now or dt.datetime.now(dt.UTC)
     fields = writable_values(writable)
     can_create = full and "title" in writable
     can_archive = full and "archived" in writable
@@ -133,12 +149,16 @@ def plan_publish(
             if local:
                 limit_engine(conn)
             query = (
-                f"SELECT {', '.join(_LEDGER_COLUMNS)} FROM {wh.table(LEDGER)} WHERE account = "
-                f"{sql_literal(account)}"
+                f"SELECT {', '.join((*_LEDGER_COLUMNS, *_MISSING_COLUMNS))} FROM {wh.table(LEDGER)} "
+                f"WHERE account = {sql_literal(account)}"
             )
             _engine_table(wh, conn, engine, "_usd_ledger", query)
             engine.execute(f"CREATE OR REPLACE TEMP VIEW _usd_pub AS SELECT * FROM {feed_source(mapped)}")
-            return _write_plan(engine, workdir, fields, can_create, can_archive, full)
+            due = absence.due_sql("l.missing_feed_seq", "l.missing_since", now) if can_archive else "FALSE"
+            plan = _write_plan(engine, workdir, fields, can_create, can_archive, full, due)
+            if full:
+                plan = _mark_missing(wh, conn, engine, account, absence, now, plan, due)
+            return plan
         finally:
             if not local:
                 engine.close()
@@ -150,15 +170,65 @@ def _engine_table(wh: Warehouse, conn: Any, engine: Any, name: str, query: str) 
         return
     raw = wh.query_arrow(conn, query)
     types = {c: sql_type(c) for c in ("sku", *PRICE_FIELDS, "quantity", "source_updated_at")}
-    types["archived"] = "BOOLEAN"
+    types |= {"archived": "BOOLEAN", "missing_since": "TIMESTAMPTZ"} | dict.fromkeys(
+        ("missing_feed_seq", "platform_seq"), "BIGINT"
+    )
     engine.register("_usd_raw", raw)
     casts = ", ".join(f"CAST({c} AS {types[c]}) AS {c}" for c in raw.column_names)
     engine.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT {casts} FROM _usd_raw")
     engine.unregister("_usd_raw")
 
 
+def _mark_missing(
+    wh: Warehouse,
+    conn: Any,
+    engine: Any,
+    account: str,
+    absence: Absence,
+    now: dt.datetime,
+    plan: Plan,
+    due: str,
+) -> Plan:
+    """Mark ledger SKUs this full feed is the first to lack, unmark the ones it lists again.
+
+    Written in the plan's transaction: the marks record what the feed said, not what the platform
+    acknowledged. A retry of the same feed finds them set and counts it once.
+    """
+    engine.execute(
+        "CREATE OR REPLACE TEMP TABLE _usd_marks AS "
+        "SELECT l.sku, TRUE AS mark FROM _usd_ledger l ANTI JOIN _usd_pub p ON p.sku = l.sku "
+        "WHERE NOT l.archived AND l.missing_feed_seq IS NULL "
+        "UNION ALL SELECT l.sku, FALSE FROM _usd_ledger l SEMI JOIN _usd_pub p ON p.sku = l.sku "
+        "WHERE l.missing_feed_seq IS NOT NULL"
+    )
+    missing = engine.execute(
+        f"SELECT count(*) FROM _usd_ledger l ANTI JOIN _usd_pub p ON p.sku = l.sku WHERE NOT l.archived "
+        f"AND NOT ({due})"
+    ).fetchall()[0][0]
+    if wh.dialect == "duckdb":
+        source = "_usd_marks"
+    else:
+        source = "_usd_marks_w"
+        wh.execute(conn, f"CREATE TEMP TABLE {source} (sku TEXT NOT NULL, mark BOOLEAN NOT NULL)")
+        wh.load_arrow(conn, source, engine.sql("SELECT sku, mark FROM _usd_marks").to_arrow_table())
+    wh.execute(
+        conn,
+        f"UPDATE {wh.table(LEDGER)} AS t SET missing_feed_seq = CASE WHEN m.mark THEN %s END, "
+        f"missing_since = CASE WHEN m.mark THEN %s END FROM {source} m "
+        "WHERE t.account = %s AND t.sku = m.sku",
+        (absence.feed_seq, now, account),
+    )
+    return dataclasses.replace(plan, missing=int(missing))
+
+
 def _write_plan(
-    engine: Any, workdir: Path, fields: tuple[str, ...], can_create: bool, can_archive: bool, full: bool
+    engine: Any,
+    workdir: Path,
+    fields: tuple[str, ...],
+    can_create: bool,
+    can_archive: bool,
+    full: bool,
+    due: str = "TRUE",
 ) -> Plan:
     differs = " OR ".join(f"l.{f} IS DISTINCT FROM p.{f}" for f in fields) or "FALSE"
     newer = "TRUE" if full else "(l.source_updated_at IS NULL OR p.source_updated_at > l.source_updated_at)"
@@ -169,7 +239,7 @@ def _write_plan(
     if can_archive:
         updates += (
             " UNION ALL SELECT l.sku, l.cost, l.msrp, l.map, 0, TRUE, l.source_updated_at, 'archive' "
-            "FROM _usd_ledger l ANTI JOIN _usd_pub p ON p.sku = l.sku WHERE NOT l.archived"
+            f"FROM _usd_ledger l ANTI JOIN _usd_pub p ON p.sku = l.sku WHERE NOT l.archived AND ({due})"
         )
     new = "SELECT p.* FROM _usd_pub p ANTI JOIN _usd_ledger l ON l.sku = p.sku"
     creates = f"{new} WHERE {'NOT p.archived' if can_create else 'FALSE'}"
@@ -333,7 +403,9 @@ def adopt_published(wh: Warehouse, account: str, run_id: str, mapped: Path | Map
             f"now() AS published_at FROM {feed_source(mapped)}"
         )
         if wh.dialect == "duckdb":
-            return wh.execute(conn, f"INSERT INTO {wh.table(LEDGER)} {select}")
+            return wh.execute(
+                conn, f"INSERT INTO {wh.table(LEDGER)} (account, {cols}, run_id, published_at) {select}"
+            )
         engine = open_engine()
         try:
             rel = engine.sql(

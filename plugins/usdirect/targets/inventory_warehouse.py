@@ -13,6 +13,11 @@ quantity or status of a SKU changes, the version it replaces (on its first chang
 version are recorded, and the previous open version is closed. A SKU that never changed has its
 only version in ``usdirect_inventory`` (valid since ``first_seen_at``), which keeps a first load of
 a million SKUs from writing a million history rows.
+
+A SKU the full feed lacks is archived only after the ``Absence`` rule says so (several good feeds
+in a row); until then it keeps ``missing_feed_seq``/``missing_since``. A SKU first seen in the
+changes API carries ``pending_full_feed`` (it lacks title, brand, UPC, weight) until a full feed
+brings its whole record.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from usdirect.pipelines.inventory_absence import Absence, archive_at_once
 from usdirect.pipelines.inventory_engine import (
     BATCH_ROWS,
     limit_engine,
@@ -46,6 +52,8 @@ _HIST = "_usd_inv_hist"
 _KEYS = "_usd_inv_keys"
 _STATE_COLUMNS = ("archived_at", "row_hash", "first_seen_at", "last_changed_at", "run_id")
 _COLS = ", ".join(MAPPED_COLUMNS)
+# Set on every row a full feed lists: it is present (again) and its record is complete.
+_PRESENT = "missing_feed_seq = NULL, missing_since = NULL, pending_full_feed = FALSE, "
 _HISTORY_OPEN_INDEX = "CREATE INDEX IF NOT EXISTS {name} ON {t} (account, sku) WHERE valid_to IS NULL"
 
 
@@ -61,6 +69,8 @@ class LoadCounts:
     archived: int = 0
     stale: int = 0
     history: int = 0
+    missing: int = 0  # absent from this full feed, not archived yet (see ``Absence``)
+    pending: int = 0  # first seen in the changes API, waiting for the full feed (``pending_full_feed``)
 
     @property
     def changed(self) -> int:
@@ -80,6 +90,16 @@ class FeedState:
     sku_count: int
     run_id: str
     loaded_at: dt.datetime
+    feed_seq: int = 0  # counts the good full feeds of the account (the ``Absence`` rule's clock)
+
+
+# Columns added after the first release: created on tables that predate them.
+_INVENTORY_ADDED = {
+    "missing_feed_seq": "BIGINT",
+    "missing_since": "TIMESTAMPTZ",
+    "pending_full_feed": "BOOLEAN DEFAULT FALSE",
+}
+_STATE_ADDED = {"feed_seq": "BIGINT"}
 
 
 def _names(wh: Warehouse) -> dict[str, str]:
@@ -115,9 +135,11 @@ def ensure_inventory_tables(wh: Warehouse, conn: Any) -> None:
     row_hash BIGINT NOT NULL,
     first_seen_at TIMESTAMPTZ NOT NULL,
     last_changed_at TIMESTAMPTZ NOT NULL,
-    run_id TEXT NOT NULL
+    run_id TEXT NOT NULL,
+    {", ".join(f"{c} {t}" for c, t in _INVENTORY_ADDED.items())}
 )""",
     )
+    add_columns(wh, conn, INVENTORY, _INVENTORY_ADDED)
     wh.execute(conn, f"CREATE UNIQUE INDEX IF NOT EXISTS {n['inv_uq']} ON {n['inv']} (account, sku)")
     wh.execute(
         conn,
@@ -147,14 +169,34 @@ def ensure_inventory_tables(wh: Warehouse, conn: Any) -> None:
     last_modified TEXT,
     sku_count BIGINT NOT NULL,
     run_id TEXT NOT NULL,
-    loaded_at TIMESTAMPTZ NOT NULL
+    loaded_at TIMESTAMPTZ NOT NULL,
+    feed_seq BIGINT
 )""",
     )
+    add_columns(wh, conn, FEED_STATE, _STATE_ADDED)
     wh.execute(
         conn,
         f"CREATE UNIQUE INDEX IF NOT EXISTS {quote_ident(FEED_STATE + '_uq')} "
         f"ON {n['state']} (account, feed)",
     )
+
+
+def add_columns(wh: Warehouse, conn: Any, table: str, columns: dict[str, str]) -> None:
+    """Add the columns a table created by an earlier release lacks.
+
+    Looked up first: ``ALTER TABLE`` takes an exclusive lock on Postgres even when the column
+    exists, which would block every reader of the table for the rest of the load's transaction.
+    """
+    rows = wh.fetchall(
+        conn,
+        "SELECT column_name FROM information_schema.columns "
+        "WHERE table_name = %s AND table_schema = coalesce(%s, current_schema())",
+        (table, wh.schema),
+    )
+    have = {r[0] for r in rows}
+    for column, ddl in columns.items():
+        if column not in have:
+            wh.execute(conn, f"ALTER TABLE {wh.table(table)} ADD COLUMN {column} {ddl}")
 
 
 # --------------------------------------------------------------------------------------------- feed state
@@ -166,7 +208,8 @@ def get_feed_state(wh: Warehouse, account: str, feed: str = "inventory") -> Feed
         ensure_inventory_tables(wh, conn)
         rows = wh.fetchall(
             conn,
-            f"SELECT etag, last_modified, sku_count, run_id, loaded_at FROM {_names(wh)['state']} "
+            "SELECT etag, last_modified, sku_count, run_id, loaded_at, coalesce(feed_seq, 0) "
+            f"FROM {_names(wh)['state']} "
             "WHERE account = %s AND feed = %s",
             (account, feed),
         )
@@ -181,9 +224,18 @@ def save_feed_state(wh: Warehouse, account: str, state: FeedState, feed: str = "
         wh.execute(conn, f"DELETE FROM {t} WHERE account = %s AND feed = %s", (account, feed))
         wh.execute(
             conn,
-            f"INSERT INTO {t} (account, feed, etag, last_modified, sku_count, run_id, loaded_at) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s)",
-            (account, feed, state.etag, state.last_modified, state.sku_count, state.run_id, state.loaded_at),
+            f"INSERT INTO {t} (account, feed, etag, last_modified, sku_count, run_id, loaded_at, feed_seq) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+            (
+                account,
+                feed,
+                state.etag,
+                state.last_modified,
+                state.sku_count,
+                state.run_id,
+                state.loaded_at,
+                state.feed_seq,
+            ),
         )
 
 
@@ -191,18 +243,27 @@ def save_feed_state(wh: Warehouse, account: str, state: FeedState, feed: str = "
 
 
 def load_full(
-    wh: Warehouse, account: str, run_id: str, mapped: Path | MappedFeed, now: dt.datetime
+    wh: Warehouse,
+    account: str,
+    run_id: str,
+    mapped: Path | MappedFeed,
+    now: dt.datetime,
+    absence: Absence | None = None,
 ) -> LoadCounts:
     """Apply a full feed (mapped rows with ``row_hash``, one row per SKU): insert new SKUs, update
-    changed ones, revive returning ones and archive every SKU the feed no longer lists."""
+    changed ones, revive returning ones, and mark SKUs the feed no longer lists as missing,
+    archiving those the ``absence`` rule says are gone (``None``: all of them, at once)."""
+    absence = absence or archive_at_once()
     with wh.connect() as conn:
         _take_turn(wh, conn, account)
         ensure_inventory_tables(wh, conn)
-        with _Delta(wh, conn, account) as delta:
+        with _Delta(wh, conn, account, full=True) as delta:
             delta.register_feed(feed_source(mapped))
             counts = LoadCounts(read=feed_rows(mapped))
             delta.read_current(
-                f"SELECT sku, row_hash, archived FROM {_names(wh)['inv']} WHERE account = {{a}}"
+                "SELECT sku, row_hash, archived, missing_feed_seq, missing_since, "
+                f"coalesce(pending_full_feed, FALSE) AS pending_full_feed FROM {_names(wh)['inv']} "
+                "WHERE account = {a}"
             )
             if delta.current_is_empty():
                 counts.inserted = delta.initial_insert(run_id, now)
@@ -214,12 +275,11 @@ def load_full(
 SELECT f.sku, CASE WHEN c.sku IS NULL THEN 'insert'
        WHEN c.archived AND NOT f.archived THEN 'revive' ELSE 'update' END AS _op
 FROM (SELECT sku, row_hash, archived FROM _usd_feed) f LEFT JOIN _usd_current c ON c.sku = f.sku
-WHERE c.sku IS NULL OR (c.archived AND NOT f.archived) OR c.row_hash <> f.row_hash"""
+WHERE c.sku IS NULL OR (c.archived AND NOT f.archived) OR c.row_hash <> f.row_hash
+   OR c.missing_feed_seq IS NOT NULL OR c.pending_full_feed"""
             )
             delta.stage("SELECT f.*, d._op FROM _usd_feed f JOIN _usd_changed d ON d.sku = f.sku")
-            counts.archived = delta.stage_archive(
-                "SELECT c.sku FROM _usd_current c ANTI JOIN _usd_feed f ON f.sku = c.sku WHERE NOT c.archived"
-            )
+            counts.archived, counts.missing = delta.stage_absent(absence, now)
             ops = delta.staged_ops()
             counts.inserted, counts.updated, counts.revived = ops["insert"], ops["update"], ops["revive"]
             counts.unchanged = counts.read - counts.inserted - counts.updated - counts.revived
@@ -232,7 +292,9 @@ def load_changes(wh: Warehouse, account: str, run_id: str, changes: Path, now: d
 
     A change older than what is stored (``source_updated_at``) is ignored, so replaying an earlier
     window after a later one (a backfill) cannot roll a SKU back. Nothing is archived: only the full
-    feed knows what is gone. A SKU not yet known is inserted with the fields the change carries.
+    feed knows what is gone. A SKU not yet known is inserted with the fields the change carries and
+    ``pending_full_feed``: title, brand, UPC and weight come only with the full feed, so it is never
+    published to the platform before that (the changes path creates nothing there).
     """
     with wh.connect() as conn:
         _take_turn(wh, conn, account)
@@ -256,6 +318,7 @@ WHERE _new OR row_hash <> _old_hash"""
             )
             ops = delta.staged_ops()
             counts.inserted, counts.updated = ops["insert"], ops["update"]
+            counts.pending = counts.inserted  # held as pending_full_feed until the full feed lists them
             counts.unchanged = counts.read - counts.stale - counts.inserted - counts.updated
             counts.history = delta.apply(run_id, now)
     return counts
@@ -291,8 +354,9 @@ class _Delta:
     """One load's delta: computed in DuckDB (the warehouse itself, or an in-process engine beside
     Postgres), staged in the warehouse as a temp table, then applied with set-based statements."""
 
-    def __init__(self, wh: Warehouse, conn: Any, account: str) -> None:
-        self.wh, self.conn, self.account = wh, conn, account
+    def __init__(self, wh: Warehouse, conn: Any, account: str, full: bool = False) -> None:
+        self.wh, self.conn, self.account, self.full = wh, conn, account, full
+        self.absence: Absence | None = None
         self.n = _names(wh)
         self.local = wh.dialect == "duckdb"
         self.archive_staged = False
@@ -342,7 +406,12 @@ class _Delta:
 
     def _read_current_arrow(self, raw: pa.Table) -> None:
         # Postgres COPY returns text; cast each column back to its type inside DuckDB.
-        types = {c: sql_type(c) for c in MAPPED_COLUMNS} | {"row_hash": "BIGINT"}
+        types = {c: sql_type(c) for c in MAPPED_COLUMNS} | {
+            "row_hash": "BIGINT",
+            "missing_feed_seq": "BIGINT",
+            "missing_since": "TIMESTAMPTZ",
+            "pending_full_feed": "BOOLEAN",
+        }
         self.engine.register("_usd_current_raw", raw)
         casts = ", ".join(f"CAST({c} AS {types[c]}) AS {c}" for c in raw.column_names)
         self.engine.execute(
@@ -386,10 +455,25 @@ class _Delta:
         select = f"SELECT {_COLS}, row_hash, _op FROM ({sql}) q"
         self._to_warehouse(_STAGE, ddl, select)
 
-    def stage_archive(self, sql: str) -> int:
-        self._to_warehouse(_ARCHIVE, "sku TEXT NOT NULL", sql)
-        self.archive_staged = True
-        return int(self.wh.fetchall(self.conn, f"SELECT count(*) FROM {_ARCHIVE}")[0][0])
+    def stage_absent(self, absence: Absence, now: dt.datetime) -> tuple[int, int]:
+        """Stage the SKUs the feed lacks that need a write: ``mark`` (first feed to lack them)
+        and ``due`` (to archive now). Returns (archived, still missing)."""
+        due = absence.due_sql("missing_feed_seq", "missing_since", now)
+        self.engine.execute(
+            f"""CREATE OR REPLACE TEMP TABLE _usd_absent AS
+SELECT sku, missing_feed_seq IS NULL AS mark, {due} AS due
+FROM (SELECT c.* FROM _usd_current c ANTI JOIN _usd_feed f ON f.sku = c.sku WHERE NOT c.archived) a"""
+        )
+        self._to_warehouse(
+            _ARCHIVE,
+            "sku TEXT NOT NULL, mark BOOLEAN NOT NULL, due BOOLEAN NOT NULL",
+            "SELECT sku, mark, due FROM _usd_absent WHERE mark OR due",
+        )
+        self.archive_staged, self.absence = True, absence
+        archived, absent = self.engine.execute(
+            "SELECT count(*) FILTER (WHERE due), count(*) FROM _usd_absent"
+        ).fetchall()[0]
+        return int(archived), int(absent) - int(archived)
 
     def staged_ops(self) -> dict[str, int]:
         rows = self.wh.fetchall(self.conn, f"SELECT _op, count(*) FROM {_STAGE} GROUP BY _op")
@@ -485,7 +569,7 @@ class _Delta:
             c,
             f"UPDATE {inv} AS t SET {', '.join(f'{col} = s.{col}' for col in values)}, "
             "archived_at = CASE WHEN s.archived THEN coalesce(t.archived_at, %s) END, row_hash = s.row_hash, "
-            f"last_changed_at = %s, run_id = %s FROM {_STAGE} s "
+            f"{_PRESENT if self.full else ''}last_changed_at = %s, run_id = %s FROM {_STAGE} s "
             "WHERE t.account = %s AND t.sku = s.sku AND s._op <> 'insert'",
             (now, now, run_id, a),
         )
@@ -500,16 +584,23 @@ class _Delta:
             )
         wh.execute(
             c,
-            f"INSERT INTO {inv} (account, {_COLS}, {', '.join(_STATE_COLUMNS)}) "
-            f"SELECT %s, {_COLS}, CASE WHEN archived THEN %s END, row_hash, %s, %s, %s FROM {_STAGE} "
+            f"INSERT INTO {inv} (account, {_COLS}, {', '.join(_STATE_COLUMNS)}, pending_full_feed) "
+            f"SELECT %s, {_COLS}, CASE WHEN archived THEN %s END, row_hash, %s, %s, %s, %s FROM {_STAGE} "
             "WHERE _op = 'insert'",
-            (a, now, now, now, run_id),
+            (a, now, now, now, run_id, not self.full),
         )
         if self.archive_staged:
+            assert self.absence is not None
+            wh.execute(
+                c,
+                f"UPDATE {inv} SET missing_feed_seq = %s, missing_since = %s "
+                f"WHERE account = %s AND sku IN (SELECT sku FROM {_ARCHIVE} WHERE mark)",
+                (self.absence.feed_seq, now, a),
+            )
             wh.execute(
                 c,
                 f"UPDATE {inv} SET archived = TRUE, archived_at = %s, last_changed_at = %s, run_id = %s "
-                f"WHERE account = %s AND sku IN (SELECT sku FROM {_ARCHIVE})",
+                f"WHERE account = %s AND sku IN (SELECT sku FROM {_ARCHIVE} WHERE due)",
                 (now, now, run_id, a),
             )
         return history

@@ -1,0 +1,91 @@
+"""A SKU the full feed lacks is archived only after several good feeds, in the warehouse (DuckDB and
+Postgres) and in the platform ledger alike: one short feed (a body cut at a row boundary, which no
+framing gives away) archives nothing."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from tests.inventory.helpers import history, inventory, mapped_file, row
+from usdirect.pipelines.inventory_absence import Absence
+from usdirect.targets import inventory_warehouse as iw
+from usdirect.targets.inventory_platform import adopt_published, plan_publish
+from usdirect.targets.sql import Warehouse
+
+NOW = dt.datetime(2026, 11, 21, 5, 0, tzinfo=dt.UTC)
+WRITABLE = frozenset({"cost", "msrp", "map", "quantity", "archived", "title"})
+
+
+def _feeds() -> tuple[list[dict], list[dict]]:
+    full = [row(str(i)) for i in range(10)]
+    return full, full[:8]  # the short one: the last two rows cut off
+
+
+def test_one_short_feed_archives_nothing_in_the_warehouse(wh: Warehouse, tmp_path: Path) -> None:
+    full, short = _feeds()
+    feeds = {"full": mapped_file(tmp_path, full, "full"), "short": mapped_file(tmp_path, short, "short")}
+
+    def load(run: str, feed: str, seq: int, hours: float = 0) -> iw.LoadCounts:
+        now = NOW + dt.timedelta(hours=hours)
+        return iw.load_full(wh, "main", run, feeds[feed], now, Absence(seq, after_feeds=2))
+
+    load("r1", "full", 1)
+    short1 = load("r2", "short", 2, hours=24)
+    assert (short1.archived, short1.missing, short1.updated) == (0, 2, 0)
+    stored = inventory(wh)
+    for sku in ("USD-8", "USD-9"):
+        assert stored[sku]["archived"] is False and stored[sku]["missing_feed_seq"] == 2
+        assert stored[sku]["missing_since"] == NOW + dt.timedelta(hours=24)
+    # A retry of the same feed (same sequence number) is still its first absence.
+    assert load("r2", "short", 2, hours=25).archived == 0
+    # The whole feed again: the SKUs are unmarked, nothing was archived, no history was written.
+    back = load("r3", "full", 3, hours=48)
+    assert (back.archived, back.revived, back.missing, back.updated) == (0, 0, 0, 2)
+    assert all(r["missing_feed_seq"] is None and not r["archived"] for r in inventory(wh).values())
+    assert history(wh) == []
+    # Absent from two good feeds in a row: archived by the second.
+    assert load("r4", "short", 4, hours=72).archived == 0
+    gone = load("r5", "short", 5, hours=96)
+    assert (gone.archived, gone.missing) == (2, 0)
+    stored = inventory(wh)
+    assert stored["USD-9"]["archived"] is True and stored["USD-9"]["missing_feed_seq"] == 4
+    assert not stored["USD-7"]["archived"]
+
+
+def test_absence_can_also_require_time(wh: Warehouse, tmp_path: Path) -> None:
+    """Hourly feeds with ``archive_after_missing_hours: 24``: two feeds are not enough, a day is."""
+    full, short = _feeds()
+    feeds = {"full": mapped_file(tmp_path, full, "full"), "short": mapped_file(tmp_path, short, "short")}
+
+    def load(seq: int, feed: str, hours: float) -> iw.LoadCounts:
+        rule = Absence(seq, after_feeds=2, after_hours=24)
+        return iw.load_full(wh, "main", f"r{seq}", feeds[feed], NOW + dt.timedelta(hours=hours), rule)
+
+    load(1, "full", 0)
+    assert load(2, "short", 1).missing == 2
+    assert load(3, "short", 2).missing == 2  # absent from 2 feeds, but only for an hour
+    assert load(4, "short", 24.5).missing == 2  # 23.5 hours since the first feed that lacked them
+    assert load(5, "short", 25).archived == 2
+
+
+def test_ledger_applies_the_same_rule(wh: Warehouse, tmp_path: Path) -> None:
+    """The platform publish archives the same SKUs in the same feed as the warehouse."""
+    full, short = _feeds()
+    v_full, v_short = mapped_file(tmp_path, full, "full"), mapped_file(tmp_path, short, "short")
+    adopt_published(wh, "main", "adopt", v_full)
+
+    def plan(feed: Path, seq: int, name: str) -> tuple[int, int, int]:
+        p = plan_publish(
+            wh, "main", feed, tmp_path / name, WRITABLE, full=True, absence=Absence(seq), now=NOW
+        )
+        return p.archived, p.missing, p.calls
+
+    assert plan(v_short, 2, "p2") == (0, 2, 0)
+    assert plan(v_short, 2, "p2b") == (0, 2, 0)  # the same feed retried
+    assert plan(v_full, 3, "p3") == (0, 0, 0)  # back: unmarked, nothing to send
+    assert plan(v_short, 4, "p4") == (0, 2, 0)
+    assert plan(v_short, 5, "p5") == (2, 0, 1)  # one PUT archives both
+    # Without a rule (a person vouched for the feed with allow_shrink) a single feed archives.
+    adopt_published(wh, "main", "adopt2", v_full)
+    assert plan_publish(wh, "main", v_short, tmp_path / "p6", WRITABLE, full=True).archived == 2
