@@ -33,12 +33,11 @@ def _feed(tmp_path: Path, mode: str | None, size: int = 200) -> tuple[Path, Cata
 
 
 def _with_encoding(mappings: Path, encoding: str, name: str = "inventory.yaml") -> Path:
-    """A copy of the inventory template with an `encoding:` line, next to its value-map file."""
+    """A copy of the inventory template with another `encoding:`, next to its value-map file."""
     text = (mappings / "inventory.yaml").read_text()
+    assert text.count("\nencoding: utf-8\n") == 1
     path = mappings / name
-    path.write_text(
-        text.replace("operation: inventory\n", f"operation: inventory\nencoding: {encoding}\n", 1)
-    )
+    path.write_text(text.replace("\nencoding: utf-8\n", f"\nencoding: {encoding}\n"))
     return path
 
 
