@@ -127,6 +127,14 @@ def diagnose(error: BaseException | None, account: Account, operation: str) -> D
     error = typed_cause(error)
     names = _names(error)
     message = _first_line(error)
+    if "CredentialRefusedError" in names:  # Send Orders stopped at the first refused order
+        found = _auth(error, account)
+        return Diagnosis(
+            cause=found.cause,
+            fix=f"{found.fix}. Nothing was sent: the orders stay pending and go out with the next run "
+            "after the fix (trigger usdirect_send_orders to send them now)",
+            section=found.section,
+        )
     if "AuthenticationError" in names:
         return _auth(error, account)
     if "ConnectionConfigError" in names:

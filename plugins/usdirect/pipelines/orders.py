@@ -1,11 +1,18 @@
 """Send Orders: map fulfillment requests, refuse what US Direct would refuse, submit each PO once.
 
-Exactly once, whatever fails: before an order is sent its ledger row is marked ``submitting``
-with the attempt count, in a committed transaction. A submission whose outcome is unknown
-(timeout, reset, 5xx, or a worker killed before it could record the answer) is never simply
-repeated: US Direct is asked ``GET /v1/orders/{po}`` first, and only a 404 allows another send.
-A ``409 duplicate_po`` means the PO exists already and is recorded as submitted. Without a
-durable ledger (platform-only deployments) every PO is looked up before its first send.
+Exactly once, whatever fails: before an order is sent its ledger row is claimed, atomically,
+as ``submitting`` with the attempt counted, in a committed transaction; a run that finds the
+attempt count moved on leaves the PO to the run that claimed it, and a per-PO claim lock keeps
+a run away from POs another live run is working on. So concurrent runs split the work and never
+send the same PO. A submission whose outcome is unknown (timeout, reset, 5xx, or a worker killed
+before it could record the answer) is never simply repeated: US Direct is asked
+``GET /v1/orders/{po}`` first, and only a 404 allows another send. A ``409 duplicate_po`` means
+the PO exists already and is recorded as submitted. Without a ledger (only when this function is
+called without a warehouse) every PO is looked up before its first send.
+
+A refused credential (401/403) stops the run at once: the first order is sent on its own, and a
+refusal there or later sends nothing more; what was refused created nothing and goes back to
+``pending``.
 
 Orders are independent, so they are sent from a thread pool; the hook's per-token rate limiter
 is shared by all threads of the process, which keeps the request rate under the API limit.
@@ -19,10 +26,12 @@ import re
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from usdirect.hooks.errors import (
+    AuthenticationError,
     DuplicateError,
     OutcomeUnknownError,
     RateLimitExhaustedError,
@@ -54,6 +63,9 @@ RETRY = "retry"  # nothing was created; the next run sends it again
 UNRESOLVED = "unresolved"  # may have been created; the next run looks it up before anything else
 ERROR = "error"  # this run could not finish the PO (e.g. recording failed); the next run resumes it
 DRY_RUN = "dry_run"
+CLAIMED_ELSEWHERE = "claimed_elsewhere"  # another run claimed or is sending it; left alone here
+NOT_SENT = "not_sent"  # the run stopped (credential refused) before this PO; its ledger is untouched
+KINDS = (SUBMITTED, NEEDS_ATTENTION, RETRY, UNRESOLVED, ERROR, DRY_RUN, CLAIMED_ELSEWHERE, NOT_SENT)
 
 
 # --- pre-validation -----------------------------------------------------------------------------
@@ -234,7 +246,30 @@ class OrderClient(Protocol):
 class OrderLedger(Protocol):
     """Durable per-PO state written before each send (the warehouse's fulfillment_requests)."""
 
-    def begin_attempt(self, po_number: str) -> int: ...
+    def claim(self, po_number: str, attempts_seen: int) -> int | None: ...
+
+
+class ClaimLocks(Protocol):
+    """Per-PO locks held while a run works on a PO (``usdirect.targets.order_claims``)."""
+
+    def acquire(self, po_number: str) -> bool: ...
+
+    def release(self, po_number: str) -> None: ...
+
+
+class CredentialRefusedError(AuthenticationError):
+    """A 401/403 stopped Send Orders: nothing more was sent; ``report`` holds what happened."""
+
+    def __init__(self, cause: AuthenticationError, po_number: str, report: SendReport) -> None:
+        self.report = report
+        left = report.count(NOT_SENT)
+        super().__init__(
+            cause.credential,
+            cause.status,
+            f"{cause}. Send Orders stopped at PO {po_number}: US Direct created nothing for it and "
+            f"it is pending again; {left} other order(s) were not sent and stay as they were. "
+            f"They are sent by the first run after the {cause.credential} is fixed",
+        )
 
 
 Recorder = Callable[[OrderOutcome], None]
@@ -301,7 +336,7 @@ class SendReport:
 
     @property
     def counts(self) -> dict[str, int]:
-        out = {k: self.count(k) for k in (SUBMITTED, NEEDS_ATTENTION, RETRY, UNRESOLVED, ERROR, DRY_RUN)}
+        out = {k: self.count(k) for k in KINDS}
         out["found_existing"] = sum(1 for o in self.outcomes if o.found_existing)
         out["cancelled_by_supplier"] = sum(1 for o in self.outcomes if o.cancelled)
         out["partially_accepted"] = sum(1 for o in self.outcomes if o.order_status == "partially_accepted")
@@ -363,23 +398,35 @@ class OrderSender:
         ledger: OrderLedger | None,
         recorders: Sequence[Recorder],
         max_workers: int = 4,
+        claims: ClaimLocks | None = None,
     ) -> None:
         self.client = client
         self.ledger = ledger
         self.recorders = list(recorders)
         self.max_workers = max_workers
+        self.claims = claims
         self._record_lock = threading.Lock()
+        self._refused: tuple[AuthenticationError, str] | None = None  # (error, PO) that stopped the run
 
     def send(
         self, ready: Sequence[tuple[OrderRequest, dict[str, Any]]], invalid: Sequence[OrderOutcome]
     ) -> SendReport:
-        """Record the invalid ones, then send the ready ones; one bad order never stops the rest."""
+        """Record the invalid ones, then send the ready ones; one bad order never stops the rest.
+
+        The first order goes alone: if US Direct refuses the credential, no other order is tried.
+        Raises ``CredentialRefusedError`` after recording when a 401/403 stopped the run.
+        """
         report = SendReport([self.record(outcome) for outcome in invalid])
         if ready:
+            report.outcomes.append(self._send_one(*ready[0]))
+        if len(ready) > 1:
             with ThreadPoolExecutor(
                 max_workers=self.max_workers, thread_name_prefix="usdirect-order"
             ) as pool:
-                report.outcomes += pool.map(lambda item: self._send_one(*item), ready)
+                report.outcomes += pool.map(lambda item: self._send_one(*item), ready[1:])
+        if self._refused is not None:
+            error, po = self._refused
+            raise CredentialRefusedError(error, po, report) from error
         return report
 
     def record(self, outcome: OrderOutcome) -> OrderOutcome:
@@ -390,21 +437,53 @@ class OrderSender:
                     recorder(outcome)
         except Exception as exc:
             log.exception("PO %s: could not record %s", outcome.po_number, outcome.kind)
+            if isinstance(exc, AuthenticationError):  # the platform refused its token
+                self._refuse(exc, outcome.po_number)
             return replace(
                 outcome, kind=ERROR, message=f"{outcome.kind} but not recorded ({type(exc).__name__}: {exc})"
             )
         return outcome
 
+    def _refuse(self, error: AuthenticationError, po_number: str) -> None:
+        with self._record_lock:
+            if self._refused is None:
+                self._refused = (error, po_number)
+
     def _send_one(self, req: OrderRequest, payload: dict[str, Any]) -> OrderOutcome:
-        try:
-            outcome = self._settle(req, payload)
-        except Exception as exc:  # e.g. credentials refused: the ledger still says what to check
-            log.exception("PO %s: send failed", req.po_number)
+        if self._refused is not None:
             return OrderOutcome(
-                req.po_number, req.fr_id, ERROR, attempts=req.attempts, message=f"{type(exc).__name__}: {exc}"
+                req.po_number,
+                req.fr_id,
+                NOT_SENT,
+                attempts=req.attempts,
+                message=f"not sent: the run stopped after {self._refused[0].credential} was refused",
             )
-        outcome.payload = payload
-        return self.record(outcome)
+        if self.claims is not None and not self.claims.acquire(req.po_number):
+            return self._elsewhere(req, "another run is sending it right now")
+        try:
+            try:
+                outcome = self._settle(req, payload)
+            except Exception as exc:  # e.g. recording failed: the ledger still says what to check
+                log.exception("PO %s: send failed", req.po_number)
+                return OrderOutcome(
+                    req.po_number,
+                    req.fr_id,
+                    ERROR,
+                    attempts=req.attempts,
+                    message=f"{type(exc).__name__}: {exc}",
+                )
+            if outcome.kind == CLAIMED_ELSEWHERE:
+                return outcome
+            outcome.payload = payload
+            return self.record(outcome)
+        finally:
+            if self.claims is not None:
+                self.claims.release(req.po_number)
+
+    @staticmethod
+    def _elsewhere(req: OrderRequest, why: str) -> OrderOutcome:
+        log.info("PO %s: left alone, %s", req.po_number, why)
+        return OrderOutcome(req.po_number, req.fr_id, CLAIMED_ELSEWHERE, attempts=req.attempts, message=why)
 
     def _lookup(self, req: OrderRequest, attempts: int) -> OrderOutcome | None:
         """The order if US Direct has it; None if it does not (404)."""
@@ -416,6 +495,15 @@ class OrderSender:
         if req.state == "submitting" or self.ledger is None:
             try:
                 found = self._lookup(req, attempts)
+            except AuthenticationError as exc:
+                self._refuse(exc, po)
+                return OrderOutcome(
+                    po,
+                    req.fr_id,
+                    UNRESOLVED if req.state == "submitting" else RETRY,
+                    attempts=attempts,
+                    message=f"not checked, nothing sent: {exc}",
+                )
             except UsDirectError as exc:
                 return OrderOutcome(
                     po,
@@ -428,10 +516,19 @@ class OrderSender:
                 return found
         last_error = ""
         for _ in range(MAX_SENDS_PER_RUN):
-            attempts = self.ledger.begin_attempt(po) if self.ledger is not None else attempts + 1
+            if self.ledger is not None:
+                claimed = self.ledger.claim(po, attempts)
+                if claimed is None:
+                    return self._elsewhere(req, "another run claimed or settled it first")
+                attempts = claimed
+            else:
+                attempts += 1
             try:
                 body = self.client.submit_order(payload)
                 return outcome_from_order(req, body, attempts, found_existing=False)
+            except AuthenticationError as exc:  # refused before processing: nothing was created
+                self._refuse(exc, po)
+                return OrderOutcome(po, req.fr_id, RETRY, attempts=attempts, message=f"not sent: {exc}")
             except DuplicateError as exc:
                 return self._already_there(req, attempts, exc)
             except ValidationError as exc:
@@ -450,6 +547,8 @@ class OrderSender:
                 try:
                     found = self._lookup(req, attempts)
                 except UsDirectError as lookup_exc:
+                    if isinstance(lookup_exc, AuthenticationError):
+                        self._refuse(lookup_exc, po)
                     return OrderOutcome(
                         po,
                         req.fr_id,
@@ -529,11 +628,11 @@ class WarehouseOrders:
         self.wh = wh
         self._lock = threading.Lock()  # one writer at a time: DuckDB files serialise writers anyway
 
-    def begin_attempt(self, po_number: str) -> int:
+    def claim(self, po_number: str, attempts_seen: int) -> int | None:
         from usdirect.targets import orders_warehouse as ow
 
         with self._lock:
-            return ow.mark_submitting(self.wh, po_number)
+            return ow.claim_attempt(self.wh, po_number, attempts_seen)
 
     def __call__(self, outcome: OrderOutcome) -> None:
         from usdirect.targets import orders_warehouse as ow
@@ -574,8 +673,9 @@ def send_orders(
     """One Send Orders run for the configured targets.
 
     Source: the platform's Unprocessed requests when the platform is a target, else the
-    warehouse's pending ones. The warehouse, when present, is the ledger (platform requests are
-    copied into it first); without it every PO is looked up before its first send.
+    warehouse's pending ones. The warehouse ``wh``, when given, is the ledger (platform requests
+    are copied into it first; platform-only accounts pass their warehouse connection as ledger);
+    without it every PO is looked up before its first send and concurrent runs are not excluded.
     """
     if wh is None and platform is None:
         raise ValueError("Send Orders needs a warehouse or a platform target")
@@ -589,7 +689,13 @@ def send_orders(
         recorders.append(ledger)
     if platform is not None:
         recorders.append(PlatformOrderRecorder(platform))
-    report = OrderSender(usdirect, ledger, recorders, options.max_workers).send(ready, invalid)
+    with ExitStack() as stack:
+        claims = None
+        if wh is not None:
+            from usdirect.targets.order_claims import claim_locks
+
+            claims = stack.enter_context(claim_locks(wh))
+        report = OrderSender(usdirect, ledger, recorders, options.max_workers, claims).send(ready, invalid)
     if settled:  # recorded in the warehouse by an earlier run, but the platform never heard
         announcer = OrderSender(usdirect, None, [PlatformOrderRecorder(platform)])
         report.outcomes += [announcer.record(outcome) for outcome in settled]

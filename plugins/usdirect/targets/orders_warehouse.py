@@ -454,6 +454,47 @@ def mark_submitting(wh: Warehouse, po_number: str) -> int:
     return int(rows[0][0])
 
 
+def claim_attempt(wh: Warehouse, po_number: str, attempts_seen: int) -> int | None:
+    """Claim a PO for one send, atomically: mark it ``submitting`` with the attempt counted,
+    only if nobody counted an attempt since this run read it (``attempts_seen``).
+
+    Returns the attempt count now stored, or None when another run claimed or settled the PO
+    first (two runs never both send it). Committed before the call to US Direct is made.
+    """
+    with wh.connect() as conn:
+        rows = wh.fetchall(
+            conn,
+            f"UPDATE {wh.table(FR)} SET status = %s, attempts = attempts + 1, last_attempt_at = %s, "
+            "updated_at = %s WHERE po_number = %s AND attempts = %s AND status <> %s RETURNING attempts",
+            (SUBMITTING, _now(), _now(), po_number, attempts_seen, SUBMITTED),
+        )
+    return int(rows[0][0]) if rows else None
+
+
+NOTICES = "usdirect_order_notices"
+
+
+def claim_notice(wh: Warehouse, account: str, reason: str, every: dt.timedelta) -> bool:
+    """True for the first caller in each ``every`` period per account and reason (atomic), so
+    a reminder repeated by every scheduled run reaches people at most that often."""
+    now = _now()
+    with wh.connect() as conn:
+        wh.execute(
+            conn,
+            f"CREATE TABLE IF NOT EXISTS {wh.table(NOTICES)} (account TEXT NOT NULL, reason TEXT NOT NULL, "
+            "last_sent_at TIMESTAMPTZ NOT NULL, PRIMARY KEY (account, reason))",
+        )
+        rows = wh.fetchall(
+            conn,
+            f"INSERT INTO {wh.table(NOTICES)} AS n (account, reason, last_sent_at) "
+            "VALUES (%s, %s, CAST(%s AS TIMESTAMPTZ)) ON CONFLICT (account, reason) DO UPDATE "
+            "SET last_sent_at = EXCLUDED.last_sent_at WHERE n.last_sent_at <= CAST(%s AS TIMESTAMPTZ) "
+            "RETURNING account",
+            (account, reason, now, now - every),
+        )
+    return bool(rows)
+
+
 def record_submitted(
     wh: Warehouse,
     po_number: str,

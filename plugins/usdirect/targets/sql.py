@@ -139,6 +139,14 @@ class Warehouse:
         finally:
             conn.close()
 
+    def session_connection(self) -> Any:
+        """A connection outside ``connect()``'s transaction (autocommit on Postgres) for session
+        state such as advisory locks, which live until the caller closes it."""
+        conn = self._open()
+        if self.dialect != "duckdb":
+            conn.autocommit = True
+        return conn
+
     def _cursor(self, conn: Any) -> Any:
         # DuckDB's cursor() is a second connection with its own transaction, so statements go
         # through the connection itself to stay inside connect()'s transaction.
