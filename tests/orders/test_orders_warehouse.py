@@ -111,7 +111,7 @@ def _recon(wh: Warehouse) -> dict[str, dict]:
             "expected_cost",
             "invoiced_total",
             "state",
-            "fulfilment_state",
+            "fulfillment_state",
             "problem",
         ]
         rows = wh.fetchall(conn, f"SELECT {', '.join(cols)} FROM {wh.table(ow.RECONCILIATION)}")
@@ -213,7 +213,7 @@ def test_shipments_upsert_in_place_and_derive_fulfilment(warehouse: Warehouse) -
             warehouse, conn, first, _items([("SH-1", 1, "10234", 2), ("SH-2", 1, "10234", 2)]), "run-1"
         )
     assert counts == ow.UpsertCounts(seen=2, new=2, changed=0)
-    assert _recon(warehouse)["PO-1"]["fulfilment_state"] == "partially_shipped"
+    assert _recon(warehouse)["PO-1"]["fulfillment_state"] == "partially_shipped"
     # SH-1 moves on (twice in one batch: newest wins), an older copy of SH-2 must not regress it,
     # and PO-1's second line ships separately.
     second = _shipments(
@@ -321,7 +321,7 @@ def test_invoices_upsert_checks_and_reconcile(warehouse: Warehouse) -> None:
         "expected_cost": D("29.98"),
         "invoiced_total": D("35.93"),
         "state": "paid",
-        "fulfilment_state": "shipped",
+        "fulfillment_state": "shipped",
         "problem": None,
     }
     assert recon["PO-2"]["problem"] == "no invoice 31 days after shipping"

@@ -14,6 +14,7 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -161,14 +162,21 @@ def ensure_tables(wh: Warehouse, conn: Any) -> None:
             conn, f"CREATE TABLE IF NOT EXISTS {wh.table(name)} ({body}, PRIMARY KEY ({', '.join(key)}))"
         )
     # Created once, not replaced on every call: concurrent CREATE OR REPLACE VIEW statements
-    # from parallel tasks conflict on Postgres. Drop the view to pick up a new definition.
-    exists = wh.fetchall(
-        conn,
-        "SELECT count(*) FROM information_schema.views "
-        "WHERE table_name = %s AND table_schema = COALESCE(%s, current_schema())",
-        (RECONCILIATION, wh.schema),
-    )[0][0]
-    if not exists:
+    # from parallel tasks conflict on Postgres. A view with other columns (an earlier version of
+    # the package) is dropped and created anew.
+    columns = [
+        r[0]
+        for r in wh.fetchall(
+            conn,
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_name = %s AND table_schema = COALESCE(%s, current_schema()) "
+            "ORDER BY ordinal_position",
+            (RECONCILIATION, wh.schema),
+        )
+    ]
+    if tuple(columns) != RECONCILIATION_COLUMNS:
+        if columns:
+            wh.execute(conn, f"DROP VIEW IF EXISTS {wh.table(RECONCILIATION)}")
         wh.execute(conn, f"CREATE VIEW {wh.table(RECONCILIATION)} AS {_reconciliation_sql(wh)}")
 
 
@@ -843,96 +851,53 @@ def record_invoice_checks(
 # --- reconciliation ---------------------------------------------------------------------------
 
 
+RECONCILIATION_SQL = Path(__file__).with_name("po_reconciliation.sql")
+RECONCILIATION_COLUMNS = (
+    "po_number",
+    "fr_id",
+    "supplier_order_id",
+    "request_status",
+    "order_status",
+    "ordered_qty",
+    "accepted_qty",
+    "shipped_qty",
+    "invoiced_qty",
+    "shipments",
+    "expected_cost",
+    "invoiced_product_cost",
+    "invoiced_shipping",
+    "invoiced_fees",
+    "invoiced_tax",
+    "invoiced_total",
+    "invoice_status",
+    "state",
+    "fulfillment_state",
+    "inserted_at",
+    "submitted_at",
+    "age_days",
+    "problem",
+)
+
+
 def _reconciliation_sql(wh: Warehouse) -> str:
     """One row per PO: quantities along the way, money expected vs invoiced, state and problems."""
-    fr, fl = wh.table(FR), wh.table(FR_LINES)
-    sh, si = wh.table(SHIPMENTS), wh.table(SHIPMENT_ITEMS)
-    inv, il = wh.table(INVOICES), wh.table(INVOICE_LINES)
-    return f"""
-WITH l AS (
-    SELECT po_number,
-           SUM(quantity) AS ordered_qty,
-           SUM(CASE WHEN line_status = 'accepted' THEN quantity ELSE 0 END) AS accepted_qty,
-           SUM(CASE WHEN line_status = 'accepted' THEN quantity * unit_cost ELSE 0 END) AS expected_cost,
-           STRING_AGG(CASE WHEN line_status = 'rejected'
-                           THEN 'line ' || CAST(line_number AS TEXT) || ' (' || sku || ') '
-                                || COALESCE(line_reason, 'rejected') END, ', ') AS rejected_lines
-    FROM {fl} GROUP BY po_number),
-s AS (
-    SELECT sh.po_number, COUNT(DISTINCT sh.shipment_id) AS shipments, SUM(si.quantity) AS shipped_qty
-    FROM {sh} sh LEFT JOIN {si} si ON si.shipment_id = sh.shipment_id
-    GROUP BY sh.po_number),
-i AS (
-    SELECT po_number, COUNT(*) AS invoices, SUM(total) AS invoiced_total, MAX(status) AS invoice_status,
-           STRING_AGG(check_problem, '; ') AS invoice_check
-    FROM {inv} GROUP BY po_number),
-iq AS (
-    SELECT v.po_number, SUM(x.quantity) AS invoiced_qty, SUM(x.amount) AS invoiced_product_cost
-    FROM {inv} v JOIN {il} x ON x.invoice_number = v.invoice_number
-    GROUP BY v.po_number)
-SELECT
-    f.po_number,
-    f.fr_id,
-    f.supplier_order_id,
-    f.status AS request_status,
-    f.order_status,
-    COALESCE(l.ordered_qty, 0) AS ordered_qty,
-    COALESCE(l.accepted_qty, 0) AS accepted_qty,
-    COALESCE(s.shipped_qty, 0) AS shipped_qty,
-    COALESCE(iq.invoiced_qty, 0) AS invoiced_qty,
-    COALESCE(s.shipments, 0) AS shipments,
-    CAST(COALESCE(l.expected_cost, 0) AS DECIMAL(12,2)) AS expected_cost,
-    CAST(i.invoiced_total AS DECIMAL(12,2)) AS invoiced_total,
-    i.invoice_status,
-    CASE
-        WHEN f.status <> '{SUBMITTED}' THEN f.status
-        WHEN f.order_status = 'cancelled' THEN 'cancelled'
-        WHEN i.invoice_status = 'Paid' THEN 'paid'
-        WHEN i.invoice_status = 'Credited' THEN 'credited'
-        WHEN i.invoices > 0 THEN 'invoiced'
-        WHEN COALESCE(s.shipped_qty, 0) = 0 THEN 'awaiting_shipment'
-        WHEN s.shipped_qty < COALESCE(l.accepted_qty, 0) THEN 'partially_shipped'
-        ELSE 'shipped'
-    END AS state,
-    CASE
-        WHEN COALESCE(s.shipped_qty, 0) = 0 THEN 'awaiting_shipment'
-        WHEN s.shipped_qty < COALESCE(l.accepted_qty, 0) THEN 'partially_shipped'
-        ELSE 'shipped'
-    END AS fulfilment_state,
-    f.inserted_at,
-    f.submitted_at,
-    CAST(EXTRACT(EPOCH FROM (CURRENT_TIMESTAMP - f.inserted_at)) / 86400 AS DECIMAL(10,1)) AS age_days,
-    NULLIF(CONCAT_WS('; ',
-        CASE WHEN f.status = '{NEEDS_ATTENTION}' THEN f.last_error END,
-        CASE WHEN f.status = '{SUBMITTING}'
-             THEN 'submission outcome unknown: the next run asks US Direct before any retry' END,
-        CASE WHEN f.status = '{PENDING}' AND f.last_error IS NOT NULL
-             THEN 'last attempt failed: ' || f.last_error END,
-        CASE WHEN l.rejected_lines IS NOT NULL THEN 'rejected by US Direct: ' || l.rejected_lines END,
-        CASE WHEN f.order_status = 'on_hold' THEN 'on hold at US Direct (order over 30 lb)' END,
-        CASE WHEN COALESCE(s.shipped_qty, 0) > COALESCE(l.accepted_qty, 0) AND f.status = '{SUBMITTED}'
-             THEN 'shipped ' || CAST(s.shipped_qty AS TEXT) || ' units but only '
-                  || CAST(COALESCE(l.accepted_qty, 0) AS TEXT) || ' were accepted' END,
-        CASE WHEN COALESCE(iq.invoiced_qty, 0) > COALESCE(s.shipped_qty, 0)
-             THEN 'invoiced ' || CAST(iq.invoiced_qty AS TEXT) || ' units but only '
-                  || CAST(COALESCE(s.shipped_qty, 0) AS TEXT) || ' shipped' END,
-        i.invoice_check,
-        CASE WHEN iq.invoiced_product_cost IS NOT NULL
-                  AND COALESCE(iq.invoiced_qty, 0) = COALESCE(l.accepted_qty, 0)
-                  AND iq.invoiced_product_cost <> COALESCE(l.expected_cost, 0)
-             THEN 'invoiced product cost '
-                  || CAST(CAST(iq.invoiced_product_cost AS DECIMAL(12,2)) AS TEXT)
-                  || ' differs from expected '
-                  || CAST(CAST(COALESCE(l.expected_cost, 0) AS DECIMAL(12,2)) AS TEXT)
-             END,
-        f.invoice_problem
-    ), '') AS problem
-FROM {fr} f
-LEFT JOIN l ON l.po_number = f.po_number
-LEFT JOIN s ON s.po_number = f.po_number
-LEFT JOIN i ON i.po_number = f.po_number
-LEFT JOIN iq ON iq.po_number = f.po_number
-"""
+    body = "\n".join(
+        line
+        for line in RECONCILIATION_SQL.read_text(encoding="utf-8").splitlines()
+        if not line.startswith("--")
+    )
+    return body.format(
+        fr=wh.table(FR),
+        fl=wh.table(FR_LINES),
+        sh=wh.table(SHIPMENTS),
+        si=wh.table(SHIPMENT_ITEMS),
+        inv=wh.table(INVOICES),
+        il=wh.table(INVOICE_LINES),
+        submitted=SUBMITTED,
+        submitting=SUBMITTING,
+        pending=PENDING,
+        needs_attention=NEEDS_ATTENTION,
+    )
 
 
 def reconciliation_counts(wh: Warehouse) -> dict[str, int]:
