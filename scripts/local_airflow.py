@@ -250,6 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = load_config()
 
     print(f"Starting the sandbox servers and preparing {home} ...", flush=True)
+    signal.signal(signal.SIGTERM, _interrupt)  # a stop by `kill` also lets the sandbox save
     try:
         with (
             start_sandbox(seed=42, catalog_size=5000, state_file=state.sandbox_state) as sandbox,
@@ -326,7 +327,6 @@ def _serve(
     standalone = subprocess.Popen(
         [sys.executable, "-m", "airflow", "standalone"], env=env, start_new_session=True
     )
-    signal.signal(signal.SIGTERM, _interrupt)
     try:
         return standalone.wait()
     except KeyboardInterrupt:

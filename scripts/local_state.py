@@ -93,11 +93,12 @@ class LocalState:
         self.marker.write_text(json.dumps({"pid": os.getpid(), "started_at": started}))
 
     def end(self) -> bool:
-        """Clear the marker if the sandbox saved its state during this session; True if it did."""
-        started = self.marker.stat().st_mtime if self.marker.exists() else None
-        saved = self.sandbox_state.exists() and (
-            started is None or self.sandbox_state.stat().st_mtime >= started
-        )
+        """Clear the marker if the sandbox saved its state during this session; True if it did
+        (or if no session was marked, i.e. nothing was started that could need saving)."""
+        if not self.marker.exists():
+            return True
+        started = self.marker.stat().st_mtime
+        saved = self.sandbox_state.exists() and self.sandbox_state.stat().st_mtime >= started
         if saved:
             self.marker.unlink(missing_ok=True)
         return saved

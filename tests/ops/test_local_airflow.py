@@ -134,6 +134,7 @@ def test_airflow_connections_test_works_from_a_plain_shell_as_the_readme_writes_
 def test_fresh_home_then_a_clean_session_is_restored_next_time(tmp_path: Path) -> None:
     state = LocalState(tmp_path)
     assert state.check() == "fresh"
+    assert state.end() is True, "nothing was started (the sandbox failed to start): nothing to save"
     state.begin()
     state.warehouse.write_bytes(b"duckdb")
     state.sandbox_state.write_bytes(b"saved on shutdown")
