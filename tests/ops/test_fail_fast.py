@@ -51,10 +51,10 @@ def tries(run: Any) -> dict[str, tuple[str, int]]:
     return {ti.task_id: (str(ti.state), ti.try_number) for ti in run.get_task_instances()}
 
 
-def _config(tmp: Path, targets: list[str]) -> Path:
+def _config(tmp: Path, targets: list[str], templates: dict[str, Path]) -> Path:
     raw = yaml.safe_load((REPO / "include" / "usdirect.yaml").read_text())
-    for op in raw["operations"].values():
-        op["template"] = str(REPO / "include" / op["template"])
+    for name, op in raw["operations"].items():
+        op["template"] = str(templates.get(name) or REPO / "include" / op["template"])
     raw["accounts"] = [{**raw["accounts"][0], "targets": targets}]
     raw["alerts"] = {
         "on_failure": True,
@@ -78,7 +78,7 @@ def make_env(
 ) -> Iterator[Callable[..., FailFastEnv]]:
     webhook = WebhookReceiver().start()
 
-    def make(targets: list[str]) -> FailFastEnv:
+    def make(targets: list[str], templates: dict[str, Path] | None = None) -> FailFastEnv:
         sb = sandbox_factory(catalog_size=120)
         conns = sb.connections()
         for conn in conns.values():  # the hooks' own HTTP retries stay short
@@ -87,7 +87,7 @@ def make_env(
         conns["usdirect_warehouse"] = warehouse_conn("duckdb", request, tmp_path)
         for conn_id, conn in conns.items():
             monkeypatch.setenv(*conn_env_var(conn_id, conn))
-        monkeypatch.setenv("USDIRECT_CONFIG", str(_config(tmp_path, targets)))
+        monkeypatch.setenv("USDIRECT_CONFIG", str(_config(tmp_path, targets, templates or {})))
         return FailFastEnv(sb, webhook, conns, monkeypatch)
 
     try:
@@ -168,6 +168,30 @@ def test_a_missing_warehouse_connection_fails_at_once(make_env: Callable[..., Fa
     assert failed and all(states[task][1] == 1 for task in failed), states
     alert = env.alerts()[0]
     assert alert["cause"] == "connection usdirect_warehouse does not exist in this Airflow"
+
+
+def test_template_that_only_fails_to_compile_fails_the_task_on_its_first_try(
+    tmp_path: Path, make_env: Callable[..., FailFastEnv]
+) -> None:
+    # The YAML shape is valid, so the DAG file imports; the type is checked when the task compiles it.
+    mappings = REPO / "include" / "mappings"
+    text = (mappings / "inventory.yaml").read_text()
+    old = "    type: decimal(12,2)"
+    line = text[: text.index(old)].count("\n") + 1
+    template = tmp_path / "inventory.yaml"
+    template.write_text(text.replace(old, "    type: decmal(12,2)", 1))
+    (tmp_path / "value_maps.yaml").write_text((mappings / "value_maps.yaml").read_text())
+    env = make_env(["warehouse"], templates={"get_inventory": template})
+
+    run = env.run()
+
+    states = tries(run)
+    failed = [task for task, (state, _) in states.items() if state == "failed"]
+    assert run.state == "failed" and failed, states
+    assert all(states[task][1] == 1 for task in failed), states
+    alert = env.alerts()[0]
+    assert alert["cause"] == "the mapping template cannot be used as written"
+    assert f"{template}:{line}: " in alert["fix"] and "decmal" in alert["fix"]
 
 
 def test_transient_feed_failures_keep_their_task_retries(make_env: Callable[..., FailFastEnv]) -> None:
