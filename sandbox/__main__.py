@@ -55,6 +55,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--no-bad-frs", dest="bad_frs", action="store_false", help="do not seed the 6 bad requests"
     )
     p.add_argument(
+        "--stale-platform",
+        type=float,
+        default=0.0,
+        metavar="SHARE",
+        help="seed the platform with variants for this share of the catalog (0-1), most of them stale: "
+        "quantity, cost, MSRP/MAP, archived though active, live though discontinued; plus 3 variants "
+        "of another supplier",
+    )
+    p.add_argument(
         "--start-time",
         type=datetime.fromisoformat,
         help="simulated clock start, ISO 8601 with offset (default: now, to the hour)",
@@ -79,6 +88,7 @@ def main(argv: list[str] | None = None) -> None:
         platform_rate_limit=args.platform_rate_limit,
         good_frs=args.good_frs,
         bad_frs=args.bad_frs,
+        stale_platform=args.stale_platform,
         state_file=args.state_file,
         **extra,
     )

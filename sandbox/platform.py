@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from sandbox.catalog import ACTIVE, SKU_BASE, Catalog
+from sandbox.catalog import ACTIVE, DISCONTINUED, SKU_BASE, Catalog
 from sandbox.common import ApiError, iso, json_ready
 
 PREFIX = "USD-"
@@ -59,6 +59,10 @@ ADDRESSES = [
 VARIANT_SHAPE = dict.fromkeys(
     ("sku", "parentSku", "title", "upc", "mpn", "cost", "msrp", "map", "quantity", "weight", "weightUnit")
 ) | {"archived": False}
+# How seeded stale variants differ from the catalog (``--stale-platform``); discontinued SKUs are
+# always seeded live ("live_discontinued"), the others cycle through the rest.
+STALE_KINDS = ("stale_quantity", "stale_cost", "stale_msrp_map", "archived_active", "current")
+OTHER_SUPPLIER_SKUS = ("ACME-1", "ACME-2", "ACME-3")
 BAD_KINDS = (
     "po_box",
     "alaska",
@@ -88,7 +92,9 @@ def _page_of(items: list[dict], page: int, page_size: int) -> tuple[list[dict], 
 class Platform:
     """In-memory platform account; methods raise ApiError exactly as the API answers."""
 
-    def __init__(self, catalog: Catalog, start: datetime, seed: int, good: int, bad: bool) -> None:
+    def __init__(
+        self, catalog: Catalog, start: datetime, seed: int, good: int, bad: bool, stale: float = 0.0
+    ) -> None:
         self.catalog, self.start, self.seed = catalog, start, seed
         self.variants: dict[str, dict] = {}
         self.parents: dict[str, dict] = {}
@@ -106,6 +112,59 @@ class Platform:
                 self.add_fr(self._bad_fr(kind))
         for _ in range(2):
             self.add_fr(self._good_fr() | {"sourceName": "Acme Wholesale"})
+        self.stale_kinds: dict[str, str] = {}
+        if stale > 0:
+            self._seed_stale(stale)
+
+    def _seed_stale(self, share: float) -> None:
+        """A platform that already holds variants: ``share`` of the offered SKUs, most of them
+        stale (``STALE_KINDS``), plus a few variants of another supplier that must stay untouched."""
+        c = self.catalog
+        offered = np.flatnonzero(c.present)
+        count = min(len(offered), max(1, round(len(offered) * share)))
+        picks = np.sort(np.random.default_rng(self.seed + 17).choice(offered, size=count, replace=False))
+        for n, index in enumerate(picks):
+            row = self.catalog.item(int(index))
+            kind = (
+                "live_discontinued" if c.status[index] == DISCONTINUED else STALE_KINDS[n % len(STALE_KINDS)]
+            )
+            msrp = None if row["msrp"] is None else float(row["msrp"])
+            variant = {
+                "sku": PREFIX + row["sku"],
+                "title": row["title"],
+                "upc": row["upc"],
+                "mpn": row["mpn"],
+                "cost": float(row["cost"]),
+                "msrp": msrp,
+                "map": None if row["map"] is None else float(row["map"]),
+                "quantity": min(row["quantity"], 100),
+                "weight": row["weight_lb"],
+                "weightUnit": "pound",
+                "archived": False,
+            }
+            if kind == "stale_quantity":
+                variant["quantity"] = variant["quantity"] + 1 if variant["quantity"] < 100 else 60
+            elif kind == "stale_cost":
+                variant["cost"] = round(variant["cost"] + 1.25, 2)
+            elif kind == "stale_msrp_map":
+                variant["msrp"] = 99.99 if msrp is None else None
+                variant["map"] = 1.11 if variant["map"] is None else None
+            elif kind == "live_discontinued":
+                variant["quantity"] = 7
+            elif kind == "archived_active":
+                variant |= {"archived": True, "quantity": 0}
+            self._put_parent(
+                {
+                    "sku": variant["sku"],
+                    "title": row["title"],
+                    "manufacturer": row["brand"],
+                    "variants": [variant],
+                }
+            )
+            self.stale_kinds[variant["sku"]] = kind
+        for n, sku in enumerate(OTHER_SUPPLIER_SKUS):
+            other = {"sku": sku, "title": f"Other supplier item {n}", "cost": 5.0 + n, "quantity": 3 + n}
+            self._put_parent({"sku": sku, "title": other["title"], "variants": [other]})
 
     # --- seeding ----------------------------------------------------------------------------
     def _orderable(self) -> np.ndarray:

@@ -34,6 +34,7 @@ class SandboxOptions:
     platform_rate_limit: int = 2
     good_frs: int = 20
     bad_frs: bool = True
+    stale_platform: float = 0.0  # share of the catalog seeded on the platform as (mostly stale) variants
     start_time: datetime = field(
         default_factory=lambda: datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     )
@@ -75,7 +76,9 @@ class SandboxState:
             self.feed.file.discard()
         self.feed = FeedStore(self.catalog, o.data_dir, o.dirty)
         self.orders = OrderBook(self.catalog, self.clock, o.seed)
-        self.platform = Platform(self.catalog, o.start_time, o.seed, o.good_frs, o.bad_frs)
+        self.platform = Platform(
+            self.catalog, o.start_time, o.seed, o.good_frs, o.bad_frs, stale=o.stale_platform
+        )
         # Stats, faults and limiters are reset in place: the servers' middleware holds them.
         for stats in (self.usdirect_stats, self.flxpoint_stats):
             stats.reset()

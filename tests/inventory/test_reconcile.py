@@ -1,0 +1,131 @@
+"""The platform reconciled with what the warehouse decided, through ``dag.test()`` against a sandbox
+platform that already holds variants of many kinds (``--stale-platform``): stale quantity, cost,
+MSRP/MAP, archived though active, live though discontinued, live though removed from the feed,
+and another supplier's. Writes are counted at the sandbox."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from sandbox.platform import OTHER_SUPPLIER_SKUS
+from tests.inventory.conftest import Env
+from tests.inventory.helpers import inventory, money, truth
+from tests.inventory.test_dags import _count, _no_429, _task_counts
+
+WRITES = ("PUT /inventory/variants", "POST /inventory/parents")
+
+
+def _writes(env: Env) -> int:
+    calls = env.platform_calls()
+    return sum(_count(calls, endpoint) for endpoint in WRITES)
+
+
+def _values(v: dict[str, Any]) -> dict[str, Any]:
+    def dec(x: Any) -> Decimal | None:
+        return None if x is None else money(str(x))
+
+    return {
+        "cost": dec(v.get("cost")),
+        "msrp": dec(v.get("msrp")),
+        "map": dec(v.get("map")),
+        "quantity": v.get("quantity"),
+        "archived": bool(v.get("archived")),
+    }
+
+
+def _difference(variant: dict[str, Any] | None, want: dict[str, Any]) -> str | None:
+    """How a platform variant differs from the intent (None: it matches). An archived SKU matches
+    when the platform lacks it or holds it archived with quantity 0."""
+    if want["archived"]:
+        if variant is None or (variant.get("archived") and variant.get("quantity") == 0):
+            return None
+        return "live, should be archived"
+    if variant is None:
+        return "absent, should be live"
+    got = _values(variant)
+    if got["archived"]:
+        return "archived, should be live"
+    wrong = [k for k in ("cost", "msrp", "map", "quantity") if got[k] != want[k]]
+    return f"stale {'/'.join(wrong)}" if wrong else None
+
+
+def _warehouse_intent(env: Env) -> dict[str, dict[str, Any]]:
+    return {
+        sku: {k: r[k] for k in ("cost", "msrp", "map", "quantity", "archived")}
+        for sku, r in inventory(env.wh).items()
+        if not r["pending_full_feed"]
+    }
+
+
+def _platform(env: Env) -> dict[str, dict[str, Any]]:
+    return {v["sku"]: v for v in env.sandbox.platform("variants")}
+
+
+def _assert_equal_to(env: Env, intent: dict[str, dict[str, Any]]) -> None:
+    platform = _platform(env)
+    wrong = {sku: d for sku in intent if (d := _difference(platform.get(sku), intent[sku]))}
+    assert intent and wrong == {}, (
+        f"{len(wrong)} of {len(intent)} SKUs differ: {dict(list(wrong.items())[:5])}"
+    )
+
+
+@pytest.mark.parametrize("kind", ["postgres", "duckdb"])
+def test_first_publish_makes_the_platform_equal_the_warehouse(
+    make_env: Callable[..., Env], monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    env = make_env(kind, ["warehouse", "platform"], catalog_size=400, stale_platform=0.4)
+    # The account first ran into the warehouse only; SKUs removed from the feed (some of them
+    # discontinued, so archived long before) are archived there by the second feed that lacks them.
+    monkeypatch.setenv("USDIRECT_TARGETS", "warehouse")
+    assert env.run("usdirect_get_inventory").state == "success"
+    env.sandbox.next_catalog_version(price=0.0, quantity=0.0, new=0.0, removed=0.08)
+    for _ in range(2):
+        assert env.run("usdirect_get_inventory").state == "success"
+    monkeypatch.delenv("USDIRECT_TARGETS")
+
+    intent = _warehouse_intent(env)
+    before = _platform(env)
+    others = {sku: before[sku] for sku in OTHER_SUPPLIER_SKUS}
+    drift = Counter(d for sku in intent if (d := _difference(before.get(sku), intent[sku])))
+    removed = set(intent) - set(truth(env.sandbox))
+    assert any(before.get(s) and not before[s]["archived"] for s in removed)  # live though removed
+    for expected in ("stale quantity", "stale cost", "stale msrp", "live,", "archived,", "absent,"):
+        assert any(k.startswith(expected) for k in drift), (expected, drift)
+
+    # One full run: the first publish of the account reconciles.
+    run = env.run("usdirect_get_inventory")
+    assert run.state == "success", env.task_states(run)
+    _assert_equal_to(env, intent)
+    assert {sku: _platform(env)[sku] for sku in OTHER_SUPPLIER_SKUS} == others  # not ours: untouched
+    reconciled = _task_counts(env, run, "publish_inventory_platform")["reconciled"]
+    assert reconciled["our_skus"] == len(intent) and reconciled["read_calls"] >= 1
+    _no_429(env)
+
+    # A second run, reconciling again (Param), reads the platform and sends nothing.
+    writes = _writes(env)
+    gets = _count(env.platform_calls(), "GET /inventory/variants")
+    again = env.run("usdirect_get_inventory", run_conf={"reconcile": True})
+    assert again.state == "success" and env.task_states(again)["fetch_feed"] == "success"
+    assert _writes(env) == writes
+    assert _count(env.platform_calls(), "GET /inventory/variants") > gets
+    _assert_equal_to(env, intent)
+
+
+def test_platform_only_account_reconciles_from_the_feed(make_env: Callable[..., Env]) -> None:
+    """Without a warehouse target, the feed (and the ledger in the account's warehouse connection)
+    say what should be there."""
+    env = make_env("duckdb", ["platform"], catalog_size=300, stale_platform=0.5)
+    expected = truth(env.sandbox)
+    before = _platform(env)
+    assert sum(1 for sku in expected if _difference(before.get(sku), expected[sku])) > 50
+    run = env.run("usdirect_get_inventory")
+    assert run.state == "success", env.task_states(run)
+    _assert_equal_to(env, expected)
+    writes = _writes(env)
+    again = env.run("usdirect_get_inventory", run_conf={"reconcile": True})
+    assert again.state == "success" and _writes(env) == writes
