@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -28,11 +29,13 @@ class Step:
     # Windowed DAGs: a manual run with logical date L covers the schedule interval that ends at L,
     # so the demo passes the sandbox's start time plus this offset to cover what it changed.
     window_end: timedelta | None = None
+    conf: dict[str, Any] | None = None  # the run's Params, as a person would give them
 
     def args(self, demo: Demo) -> list[str]:
+        out = ["-c", json.dumps(self.conf)] if self.conf else []
         if self.window_end is None or demo.started is None:
-            return []
-        return [(demo.started + self.window_end).isoformat()]
+            return out
+        return [(demo.started + self.window_end).isoformat(), *out]
 
 
 def _start(demo: Demo) -> None:
@@ -67,7 +70,9 @@ def _invoice(demo: Demo) -> None:
 STEPS = [
     Step("usdirect_get_inventory", before=_start),
     Step("usdirect_get_inventory_changes", before=_next_catalog, window_end=timedelta(minutes=15)),
-    Step("usdirect_send_orders", before=_seed_orders),
+    # Send Orders verifies first (operations.send_orders.automatic: false): the demo confirms
+    # the run, as a person does after checking one order.
+    Step("usdirect_send_orders", before=_seed_orders, conf={"confirm": True}),
     Step("usdirect_get_shipments", before=_ship, window_end=timedelta(hours=0)),
     Step("usdirect_get_invoices", before=_invoice),
 ]

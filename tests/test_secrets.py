@@ -51,9 +51,11 @@ def test_dag_runs_leak_no_secret(airflow_db: Path, sandbox_factory, tmp_path: Pa
     env.update({"USDIRECT_CONFIG": str(config), "USDIRECT_TARGETS": "warehouse,platform"})
 
     outputs = []
-    for dag_id in ("usdirect_get_inventory", "usdirect_send_orders", "usdirect_get_invoices"):
+    # Send Orders verifies first (automatic: false): confirm, so that orders are really submitted.
+    runs = {"usdirect_get_inventory": [], "usdirect_send_orders": ["-c", '{"confirm": true}']}
+    for dag_id, conf in {**runs, "usdirect_get_invoices": []}.items():
         out = subprocess.run(
-            [sys.executable, "-m", "airflow", "dags", "test", dag_id],
+            [sys.executable, "-m", "airflow", "dags", "test", dag_id, *conf],
             env=env,
             capture_output=True,
             text=True,

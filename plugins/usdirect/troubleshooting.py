@@ -272,6 +272,12 @@ ATTENTION_FIXES: dict[str, tuple[str | None, str]] = {
         "open the orders listed (status needs_attention in fulfillment_requests, or flagged on the "
         "platform), correct the address, item or shipping code, and they are sent on the next run",
     ),
+    "orders_awaiting_confirmation": (
+        "orders",
+        'verify one order: trigger usdirect_send_orders with {"po_numbers": ["<PO>"]} and check it at '
+        "US Direct; then set operations.send_orders.automatic: true in include/usdirect.yaml, or send "
+        'the rest with {"confirm": true}',
+    ),
     "feed_guard_tripped": (
         "inventory",
         "check the feed with US Direct; if the catalog really shrank, trigger usdirect_get_inventory "

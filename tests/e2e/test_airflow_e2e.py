@@ -12,8 +12,10 @@ from collections.abc import Iterator
 import pytest
 
 from scripts.local_airflow import import_connections
-from tests.conftest import REPO
-from tests.e2e.conftest import HARNESS_DAG, AirflowStack
+from tests.conftest import REPO, conn_env_var
+from tests.e2e.conftest import HARNESS_DAG, TERMINAL, AirflowStack
+from usdirect.targets.orders_warehouse import import_fulfillment_requests
+from usdirect.targets.sql import Warehouse
 
 pytestmark = pytest.mark.e2e
 
@@ -50,8 +52,8 @@ def settle(stack: AirflowStack, dag_id: str, timeout: float = 120) -> None:
     raise AssertionError(f"{dag_id} still has active runs after {timeout}s")
 
 
-def run_dag(stack: AirflowStack, dag_id: str) -> tuple[str, str, dict[str, str]]:
-    run_id = stack.trigger(dag_id)
+def run_dag(stack: AirflowStack, dag_id: str, conf: dict | None = None) -> tuple[str, str, dict[str, str]]:
+    run_id = stack.trigger(dag_id, conf)
     state = stack.wait_run(dag_id, run_id, timeout=180)
     settle(stack, dag_id)
     return run_id, state, stack.task_states(dag_id, run_id)
@@ -188,12 +190,69 @@ def test_harness_broken_credential_alerts_the_webhook(
 # --- the operation DAGs ---------------------------------------------------------------------------
 
 
+def seed_renamed_orders(stack: AirflowStack, prefix: str) -> list[str]:
+    """The platform's valid US Direct orders under new PO numbers, pending in the warehouse (the
+    session's other tests seed and send the originals)."""
+    frs = [
+        fr
+        | {"id": fr["id"] + 10_000_000, "fulfillmentRequestNumber": prefix + fr["fulfillmentRequestNumber"]}
+        for fr in stack.sandbox.platform("fulfillment-requests")
+        if fr["sourceName"] == "US Direct" and not fr.get("sandboxDefect")
+    ]
+    name, value = conn_env_var(
+        "usdirect_warehouse", {"conn_type": "duckdb", "host": str(stack.warehouse_path)}
+    )
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv(name, value)
+        wh = Warehouse.from_conn_id("usdirect_warehouse")
+        with wh.connect() as conn:
+            assert import_fulfillment_requests(wh, conn, frs, source="e2e") == len(frs)
+    return [fr["fulfillmentRequestNumber"] for fr in frs]
+
+
+def test_send_orders_dry_run_triggered_with_unpause_sends_nothing(airflow_stack: AirflowStack) -> None:
+    """Trigger {"dry_run": true} with "Unpause on trigger" ticked: Airflow also starts the latest
+    scheduled run at once. With automatic: false (the shipped default) it only shows what it would
+    send, so no PO reaches US Direct, and people get one reminder."""
+    dag_id = "usdirect_send_orders"
+    require_dag_file(dag_id)
+    stack = airflow_stack
+    mine = seed_renamed_orders(stack, "VF-")
+    started = time.monotonic()
+    run_id = stack.trigger(dag_id, {"dry_run": True})  # unpauses first, as the UI's checkbox does
+    assert stack.wait_run(dag_id, run_id, timeout=180) == "success"
+    scheduled: list[dict] = []
+    while not scheduled and time.monotonic() - started < 180:
+        scheduled = [r for r in stack.runs(dag_id) if r["run_type"] == "scheduled" and r["state"] in TERMINAL]
+        time.sleep(1)
+    settle(stack, dag_id)
+    assert [r["state"] for r in scheduled] == ["success"], f"{stack.runs(dag_id)}\n{stack.tail_logs()}"
+    created = stack.sandbox.creation_counts()
+    assert not set(mine) & set(created), created
+    marks = ", ".join(f"'{po}'" for po in mine)
+    assert stack.warehouse_rows(
+        f"SELECT status, count(*) FROM fulfillment_requests WHERE po_number IN ({marks}) GROUP BY 1"
+    ) == [("pending", len(mine))]
+    held = stack.warehouse_rows(
+        f"SELECT counts FROM usdirect_runs WHERE dag_id = '{dag_id}' "
+        f"AND run_id = '{scheduled[0]['dag_run_id']}' AND outcome = 'success'"
+    )
+    assert len(held) == 1 and '"held_for_confirmation": 1' in held[0][0], held
+    reminder = stack.alerts.wait_for(
+        lambda r: r.json().get("reason") == "orders_awaiting_confirmation" and r.json()["dag_id"] == dag_id,
+        timeout=30,
+    ).json()
+    assert reminder["run_id"] == scheduled[0]["dag_run_id"] and "po_numbers" in reminder["fix"]
+
+
 @pytest.mark.parametrize("dag_id", OPERATION_DAGS)
 def test_operation_dag_runs_to_success(airflow_stack: AirflowStack, dag_id: str) -> None:
     require_dag_file(dag_id)
+    conf = None
     if dag_id == "usdirect_send_orders":
         assert airflow_stack.seed_orders() > 0
-    run_id, state, tasks = run_dag(airflow_stack, dag_id)
+        conf = {"confirm": True}  # verify first (automatic: false): a person confirms the run
+    run_id, state, tasks = run_dag(airflow_stack, dag_id, conf)
     assert state == "success", f"{dag_id}: {tasks}\n{airflow_stack.tail_logs()}"
     assert tasks and set(tasks.values()) <= {"success", "skipped"}, tasks
     outcomes = {outcome for _, outcome in audit_rows(airflow_stack, dag_id, run_id)}

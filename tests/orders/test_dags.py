@@ -103,7 +103,7 @@ def test_send_ship_invoice_dags_run_green_end_to_end(
     shown = json.loads(dry_file.read_text())
     assert len(shown["payloads"]) == 21 and len(shown["problems"]) == 5
 
-    run = _dag("usdirect_send_orders").test()
+    run = _dag("usdirect_send_orders").test(run_conf={"confirm": True})
     assert _states(run) == {"send_orders": "success"}
     counts = sb.creation_counts()
     assert len(counts) == 21 and {c["created"] for c in counts.values()} == {1}
@@ -161,3 +161,74 @@ def _assert_no_secrets(sb: SandboxInfo, wh: Warehouse, tmp: Path, logs: str) -> 
     assert logs and stored and staged
     for secret in (sb.api_token, sb.reseller_token, sb.platform_token, sb.feed_url):
         assert secret not in logs and secret not in stored and secret not in staged
+
+
+def _conf_with_targets(tmp: Path, targets: list[str]) -> None:
+    """Rewrite the run's settings file with other targets for the account."""
+    path = tmp / "usdirect.yaml"
+    raw = yaml.safe_load(path.read_text())
+    raw["accounts"][0]["targets"] = targets
+    path.write_text(yaml.safe_dump(raw))
+
+
+def test_verify_first_holds_unconfirmed_runs_and_reminds_once_a_day(
+    dag_env: tuple[SandboxInfo, Warehouse, Path],
+    caplog: pytest.LogCaptureFixture,
+    request: pytest.FixtureRequest,
+) -> None:
+    """automatic: false (the shipped default): a run nobody confirmed sends nothing, logs what it
+    would send without street address or phone, and reminds once a day; po_numbers sends one."""
+    sb, wh, _ = dag_env
+    webhook = request.node.webhook
+    frs = [fr for fr in sb.platform("fulfillment-requests") if fr["sourceName"] == "US Direct"]
+    first = frs[0]
+    for _ in range(2):
+        run = _dag("usdirect_send_orders").test()
+        assert _states(run) == {"send_orders": "success"}
+    assert sb.creation_counts() == {}
+    assert {fr["status"] for fr in sb.platform("fulfillment-requests")} == {"Unprocessed"}
+    reminders = [
+        r.json() for r in webhook.requests if r.json().get("reason") == "orders_awaiting_confirmation"
+    ]
+    assert len(reminders) == 1, reminders  # the second held run stays quiet
+    (reminder,) = reminders
+    assert reminder["kind"] == "needs_attention"
+    assert reminder["cause"].startswith("21 order(s) wait to be sent and 5 need a person")
+    assert "operations.send_orders.automatic: false" in reminder["cause"]
+    assert "po_numbers" in reminder["fix"] and "automatic: true" in reminder["fix"]
+    address = first["shippingAddress"]
+    one = first["fulfillmentRequestNumber"]
+    shown = [m for m in caplog.messages if m.startswith(f"dry run, would send PO {one}:")]
+    assert shown and f"ship to {address['city']}, {address['stateCode']}" in shown[0]
+    assert "line(s) [" in shown[0] and " x" in shown[0]
+    for private in (address["addressLine1"], address["name"], address.get("phone")):
+        assert private and private not in caplog.text
+    with wh.connect() as conn:
+        held = wh.fetchall(conn, f"SELECT counts FROM {wh.table('usdirect_runs')} ORDER BY started_at")
+    assert [json.loads(c)["held_for_confirmation"] for (c,) in held] == [1, 1]
+    assert [json.loads(c)["dry_run"] for (c,) in held] == [21, 21]
+
+    run = _dag("usdirect_send_orders").test(run_conf={"po_numbers": [one]})
+    assert _states(run) == {"send_orders": "success"}
+    assert list(sb.creation_counts()) == [one]
+
+
+def test_platform_only_account_keeps_the_order_ledger_in_its_warehouse_connection(
+    dag_env: tuple[SandboxInfo, Warehouse, Path],
+) -> None:
+    """As for the publish ledger: each PO is claimed in the ledger before it is sent, instead of
+    being looked up at US Direct before every first send."""
+    sb, wh, tmp = dag_env
+    _conf_with_targets(tmp, ["platform"])
+    run = _dag("usdirect_send_orders").test(run_conf={"confirm": True})
+    assert _states(run) == {"send_orders": "success"}
+    created = sb.creation_counts()
+    assert len(created) == 21 and {c["submitted"] for c in created.values()} == {1}
+    lookups = sum(
+        n for k, by in sb.stats()["requests"].items() if k.startswith("GET /v1/orders/") for n in by.values()
+    )
+    assert lookups <= 1, sb.stats()["requests"]  # only the 409-free path: no lookup before a first send
+    with wh.connect() as conn:
+        ledger = dict(wh.fetchall(conn, f"SELECT po_number, status FROM {wh.table(ow.FR)}"))
+    assert {po for po, st in ledger.items() if st == "submitted"} == set(created)
+    assert sorted(set(ledger.values())) == ["needs_attention", "submitted"]

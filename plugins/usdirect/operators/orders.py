@@ -2,8 +2,10 @@
 
 One task sends every order from a thread pool: the hook's rate limiter is per process and per
 token, so threads sharing it keep the whole run under the API limit, which separate mapped
-tasks on different workers could not. Exactly-once holds per PO through the warehouse ledger
-(or a lookup before each send), so the task is safe to retry or re-run at any point.
+tasks on different workers could not. Exactly-once holds per PO through the ledger in the
+account's warehouse connection (platform-only accounts too), so the task is safe to retry or
+re-run at any point, and two runs at once split the work. Whether a run may submit at all is
+decided by ``usdirect.pipelines.orders_gate`` (verify first).
 """
 
 from __future__ import annotations
@@ -11,12 +13,15 @@ from __future__ import annotations
 import json
 import logging
 from contextlib import ExitStack
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Param, task
 
 from usdirect.config import Account, Config
 from usdirect.operators.base import operation_run
+
+if TYPE_CHECKING:
+    from usdirect.targets.sql import Warehouse
 
 log = logging.getLogger(__name__)
 
@@ -32,31 +37,41 @@ def send_orders(account_id: str) -> dict[str, int]:
     from usdirect.hooks.usdirect import UsDirectHook
     from usdirect.mapping import load_template
     from usdirect.pipelines import orders
+    from usdirect.pipelines.orders_gate import gate
 
     with operation_run("send_orders", account_id) as run:
         params = run.params
+        decision = gate(run.settings.automatic, _run_type(), params)
         options = orders.SendOptions(
-            dry_run=bool(params.get("dry_run")),
+            dry_run=not decision.submit,
             po_numbers=tuple(params.get("po_numbers") or ()),
             max_orders=params.get("max_orders") or None,
             max_workers=run.settings.max_workers,
         )
+        if decision.reason:
+            log.warning("Send Orders sends nothing in this run: %s", decision.reason)
         template = load_template(run.cfg.template_path(run.account, "send_orders"))
+        ledger = _ledger_warehouse(run)
         with ExitStack() as hooks:
             usdirect = hooks.enter_context(UsDirectHook(run.account.usdirect_conn_id))
             platform = None
             if "platform" in run.targets:
                 platform = hooks.enter_context(FlxpointHook(run.account.flxpoint_conn_id))
-            report = orders.send_orders(template, usdirect, options, wh=run.warehouse(), platform=platform)
-        counts = report.counts
-        run.record.counts.update(counts)
-        run.record.rows_in = len(report.outcomes)
-        run.record.rows_out = counts[orders.SUBMITTED]
-        run.record.rows_rejected = counts[orders.NEEDS_ATTENTION]
+            try:
+                report = orders.send_orders(template, usdirect, options, wh=ledger, platform=platform)
+            except orders.CredentialRefusedError as exc:
+                _count(run, exc.report)
+                raise
+        counts = _count(run, report)
         attention = [o for o in report.outcomes if o.kind == orders.NEEDS_ATTENTION]
         for outcome in attention:
             log.warning("PO %s needs attention: %s", outcome.po_number, outcome.message)
-        if attention and not options.dry_run:
+        if options.dry_run:
+            _show_payloads(run, report)
+        if decision.held:
+            run.record.counts["held_for_confirmation"] = 1
+            _remind(run, ledger, report, decision.reason)
+        elif attention and not options.dry_run:
             from usdirect.notifications import alert_needs_attention
 
             alert_needs_attention(
@@ -65,8 +80,6 @@ def send_orders(account_id: str) -> dict[str, int]:
                 f"{len(attention)} order(s) need a person; nothing was sent for them",
                 {o.po_number: o.message for o in attention[:10]},
             )
-        if options.dry_run:
-            _show_payloads(run, report)
         unfinished = report.unfinished
         if unfinished:
             raise OrdersNotSettledError(
@@ -76,14 +89,68 @@ def send_orders(account_id: str) -> dict[str, int]:
         return counts
 
 
+def _run_type() -> str:
+    """The DAG run's type (``manual``, ``scheduled``, ``backfill``, ``asset_triggered`` ...)."""
+    from airflow.sdk import get_current_context
+
+    run_type = getattr(get_current_context().get("dag_run"), "run_type", None)
+    return str(getattr(run_type, "value", run_type) or "")
+
+
+def _ledger_warehouse(run: Any) -> Warehouse:
+    """The submission ledger lives in the account's warehouse connection, even for an account
+    whose only target is the platform (as the feed state and the publish ledger do)."""
+    from usdirect.targets.sql import Warehouse
+
+    return run.warehouse() or Warehouse.from_conn_id(
+        run.account.warehouse_conn_id, schema=run.cfg.warehouse.schema_
+    )
+
+
+def _count(run: Any, report: Any) -> dict[str, int]:
+    from usdirect.pipelines import orders
+
+    counts = report.counts
+    run.record.counts.update(counts)
+    run.record.rows_in = len(report.outcomes)
+    run.record.rows_out = counts[orders.SUBMITTED]
+    run.record.rows_rejected = counts[orders.NEEDS_ATTENTION]
+    return counts
+
+
+def _remind(run: Any, ledger: Warehouse, report: Any, reason: str) -> None:
+    """Orders wait for a person to confirm: say so in a needs-attention alert, once a day at most."""
+    import datetime as dt
+
+    from usdirect.notifications import alert_needs_attention
+    from usdirect.pipelines.orders import DRY_RUN, NEEDS_ATTENTION
+    from usdirect.targets.orders_warehouse import claim_notice
+
+    waiting = [o.po_number for o in report.outcomes if o.kind == DRY_RUN]
+    attention = report.count(NEEDS_ATTENTION)
+    if not waiting and not attention:
+        return
+    if not claim_notice(ledger, run.account.id, "orders_awaiting_confirmation", dt.timedelta(days=1)):
+        log.info("Orders await confirmation; today's reminder was sent already")
+        return
+    alert_needs_attention(
+        run,
+        "orders_awaiting_confirmation",
+        f"{len(waiting)} order(s) wait to be sent and {attention} need a person: {reason}",
+        {"would send": ", ".join(waiting[:10]) + (" …" if len(waiting) > 10 else "")},
+    )
+
+
 def _show_payloads(run: Any, report: Any) -> None:
-    """Dry run: log each payload that would be sent and keep them all in the run's staging folder."""
+    """Dry run: log each order that would be sent (no street address, name or phone) and keep the
+    full payloads in the run's staging folder."""
     from usdirect.pipelines.orders import DRY_RUN
+    from usdirect.pipelines.orders_gate import describe_payload
 
     payloads = {o.po_number: o.payload for o in report.outcomes if o.kind == DRY_RUN}
     problems = {o.po_number: o.message for o in report.outcomes if o.message}
-    for po, payload in payloads.items():
-        log.info("dry run, would send PO %s: %s", po, json.dumps(payload, sort_keys=True))
+    for payload in payloads.values():
+        log.info("dry run, would send %s", describe_payload(payload))
     target = run.staging("send_orders", "dry_run.json")
     target.parent.mkdir(parents=True, exist_ok=True)
     with target.open("w") as f:
@@ -104,6 +171,12 @@ define_send_orders.params = {  # type: ignore[attr-defined]
         type="array",
         items={"type": "string"},
         description="Send only these POs (e.g. one to verify first).",
+    ),
+    "confirm": Param(
+        False,
+        type="boolean",
+        description="Submit every pending order in this manual run although "
+        "operations.send_orders.automatic is false (verify one order with po_numbers first).",
     ),
     "max_orders": Param(None, type=["null", "integer"], minimum=1, description="Send at most this many."),
 }
