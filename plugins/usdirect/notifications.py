@@ -17,7 +17,15 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseNotifier
 
-from usdirect.config import Account, AlertChannel, EmailChannel, HttpChannel, SlackChannel, load_config
+from usdirect.config import (
+    Account,
+    AlertChannel,
+    ConfigError,
+    EmailChannel,
+    HttpChannel,
+    SlackChannel,
+    load_config,
+)
 from usdirect.troubleshooting import Diagnosis, attention, diagnose, redact
 
 if TYPE_CHECKING:
@@ -195,8 +203,7 @@ class UsDirectFailureNotifier(BaseNotifier):
         self.channels = tuple(channels)
 
     def notify(self, context: Context) -> None:
-        cfg = load_config()
-        account = next(a for a in cfg.accounts if a.id == self.account_id)
+        account = self._account()
         error = context.get("exception")
         diagnosis = diagnose(error if isinstance(error, BaseException) else None, account, self.operation)
         alert = build_alert(
@@ -209,6 +216,16 @@ class UsDirectFailureNotifier(BaseNotifier):
             secrets=account_secrets(account),
         )
         send_alert(alert, self.channels, context)
+
+    def _account(self) -> Account:
+        """The account as the settings describe it now; when the settings file itself is what broke
+        the task, the alert still goes out (channels were fixed at parse), with default conn ids."""
+        try:
+            cfg = load_config()
+        except ConfigError as exc:
+            log.warning("Alerting with default connection ids: %s", exc)
+            return Account(id=self.account_id)
+        return next((a for a in cfg.accounts if a.id == self.account_id), Account(id=self.account_id))
 
 
 def alert_needs_attention(

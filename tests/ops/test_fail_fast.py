@@ -35,12 +35,15 @@ class FailFastEnv:
         conn = {**self.connections[conn_id], **changes}
         self.monkeypatch.setenv(*conn_env_var(conn_id, conn))
 
-    def run(self, **kwargs: Any) -> Any:
+    def dag(self) -> Any:
         from airflow.dag_processing.dagbag import DagBag
 
         bag = DagBag(dag_folder=str(REPO / "dags" / "usdirect_get_inventory.py"))
         assert bag.import_errors == {}
-        return bag.get_dag("usdirect_get_inventory").test(**kwargs)
+        return bag.get_dag("usdirect_get_inventory")
+
+    def run(self, **kwargs: Any) -> Any:
+        return self.dag().test(**kwargs)
 
     def alerts(self) -> list[dict]:
         return [r.json() for r in self.webhook.requests if r.path == "/alerts"]
@@ -192,6 +195,50 @@ def test_template_that_only_fails_to_compile_fails_the_task_on_its_first_try(
     alert = env.alerts()[0]
     assert alert["cause"] == "the mapping template cannot be used as written"
     assert f"{template}:{line}: " in alert["fix"] and "decmal" in alert["fix"]
+
+
+def test_settings_broken_while_a_run_is_in_flight_fail_the_next_task_at_once_and_still_alert(
+    make_env: Callable[..., FailFastEnv],
+) -> None:
+    import os
+    import threading
+    import time
+
+    env = make_env(["warehouse"])
+    usdirect = env.connections["usdirect_default"]
+    # The first feed attempt answers 503; the hook waits ~2 s before its retry: the typo lands then.
+    env.set_connection("usdirect_default", extra={**usdirect["extra"], "backoff_base": 2.0})
+    env.sandbox.set_faults([{"endpoint": "GET /feeds/*", "kind": "503", "times": 1}])
+    settings = Path(os.environ["USDIRECT_CONFIG"])
+    raw = yaml.safe_load(settings.read_text())
+    raw["operations"]["send_orders"]["max_worker"] = 4
+
+    def save_typo_once_the_feed_was_asked_for() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            feed = [v for k, v in env.sandbox.stats()["requests"].items() if k.startswith("GET /feeds/")]
+            if feed and feed[0].get("fault:503"):
+                settings.write_text(yaml.safe_dump(raw))
+                return
+            time.sleep(0.05)
+
+    saver = threading.Thread(target=save_typo_once_the_feed_was_asked_for, daemon=True)
+    saver.start()
+    run = env.run()
+    saver.join(timeout=5)
+
+    line = settings.read_text().splitlines().index("    max_worker: 4") + 1
+    states = tries(run)
+    assert run.state == "failed"
+    assert states["fetch_feed"] == ("success", 1), states
+    assert states["map_feed"] == ("failed", 1), states
+    [alert] = env.alerts()
+    assert alert["task_id"] == "map_feed"
+    assert alert["cause"] == (
+        f"the usdirect config file is invalid: {settings}:{line}: operations.send_orders.max_worker is "
+        "not a setting. Fix: delete it or correct the key (did you mean 'max_workers'?)"
+    )
+    assert alert["guide"] == "README.md#tasks-stay-queued-or-a-connection-is-missing"
 
 
 def test_transient_feed_failures_keep_their_task_retries(make_env: Callable[..., FailFastEnv]) -> None:
