@@ -5,17 +5,20 @@ and another supplier's. Writes are counted at the sandbox."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import Counter
 from collections.abc import Callable
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from sandbox.platform import OTHER_SUPPLIER_SKUS
 from tests.inventory.conftest import Env
-from tests.inventory.helpers import inventory, money, truth
+from tests.inventory.helpers import inventory, mapped_file, money, row, truth
 from tests.inventory.test_dags import _count, _no_429, _task_counts
+from usdirect.targets.sql import Warehouse
 
 WRITES = ("PUT /inventory/variants", "POST /inventory/parents")
 
@@ -129,3 +132,24 @@ def test_platform_only_account_reconciles_from_the_feed(make_env: Callable[..., 
     writes = _writes(env)
     again = env.run("usdirect_get_inventory", run_conf={"reconcile": True})
     assert again.state == "success" and _writes(env) == writes
+
+
+def test_reconcile_is_due_on_the_first_publish_and_every_n_days(wh: Warehouse, tmp_path: Path) -> None:
+    from usdirect.targets.inventory_platform import adopt_published
+    from usdirect.targets.inventory_reconcile import RECONCILES, ensure_reconciles, reconcile_due
+
+    now = dt.datetime(2026, 12, 1, 5, 0, tzinfo=dt.UTC)
+    assert "first publish" in (reconcile_due(wh, "main", None, now) or "")
+    adopt_published(wh, "main", "adopt", mapped_file(tmp_path, [row("1")], "v1"))
+    assert reconcile_due(wh, "main", None, now) is None  # off by default
+    assert "never" in (reconcile_due(wh, "main", 7, now) or "")
+    with wh.connect() as conn:
+        ensure_reconciles(wh, conn)
+        wh.execute(
+            conn,
+            f"INSERT INTO {wh.table(RECONCILES)} VALUES ('main', 'r', %s, 1, 1, 0, 1)",
+            (now - dt.timedelta(days=3),),
+        )
+    assert reconcile_due(wh, "main", 7, now) is None
+    assert reconcile_due(wh, "main", 7, now + dt.timedelta(days=4)) is not None
+    assert "first publish" in (reconcile_due(wh, "other", 7, now) or "")
