@@ -24,6 +24,7 @@ import pytest
 from scripts.local_state import LocalState
 from tests.conftest import PG_ADMIN_DSN, REPO
 from tests.e2e.conftest import free_port
+from tests.ops.test_local_airflow import closed_port_dsn
 
 pytestmark = pytest.mark.e2e
 
@@ -163,3 +164,17 @@ def test_restart_continues_sandbox_and_warehouse_and_reset_starts_all_over(
     assert not state.warehouse.exists() and not state.sandbox_state.exists()
     with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
         assert conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone() is None
+
+
+def test_without_postgres_it_runs_on_sqlite_and_warns_why_that_is_degraded(local_env: dict[str, str]) -> None:
+    home = Path(local_env["AIRFLOW_HOME"])
+    session = LocalAirflow({**local_env, "USDIRECT_AIRFLOW_PG": closed_port_dsn()})
+    try:
+        out = session.start()
+        assert banner_value(out, "Metadata DB").startswith(f"SQLite, {home / 'airflow.db'}")
+        assert "WARNING: PostgreSQL at postgresql://postgres@127.0.0.1:" in out
+        assert "database is locked" in out and "restart `make airflow`" in out
+        session.stop()
+    finally:
+        session.kill()
+    assert (home / "airflow.db").exists()
