@@ -82,3 +82,18 @@ def test_sniff_edges(tmp_path: Path) -> None:
     # A CSV mislabelled as text/html is still a CSV: only a body that starts like markup is a page.
     path.write_bytes(b"sku,title\n1,a\n")
     check_feed_is_csv(path, "text/html", where="the usdirect connection 'x'")
+
+
+def test_test_connection_names_a_feed_url_that_answers_with_a_page(sandbox_factory, use_sandbox) -> None:
+    """Test Connection said "Feed URL OK" for a login page; the other two credentials still pass."""
+    info = sandbox_factory(catalog_size=50)
+    use_sandbox(info)
+    info.set_feed_mode("html")
+    ok, message = UsDirectHook().test_connection()
+    lines = message.splitlines()
+    assert ok is False
+    assert lines[0].startswith("API Token OK") and lines[2].startswith("Reseller Token OK")
+    assert lines[1].startswith("Feed URL could not be checked: the Feed URL answers with an HTML page")
+    assert "Feed URL field of the usdirect connection 'usdirect_default'" in lines[1]
+    info.set_feed_mode("normal")
+    assert UsDirectHook().test_connection()[0] is True

@@ -33,6 +33,17 @@ class FeedNotCsvError(UsDirectError, PermanentError):
     """The Feed URL answered 200 with something that is not a CSV (an HTML page, a binary file)."""
 
 
+def check_head_content_type(content_type: str | None, *, where: str) -> None:
+    """Test Connection's look at the Feed URL (a HEAD, no body): an HTML page is not the feed."""
+    media = (content_type or "").split(";")[0].strip().lower()
+    if media in ("text/html", "application/xhtml+xml"):
+        raise FeedNotCsvError(
+            f"the Feed URL answers with an HTML page (Content-Type {media}), not the CSV feed: usually "
+            f"an expired feed key or the portal's login page. Copy the current Feed URL from the US "
+            f"Direct portal into the Feed URL field of {where}"
+        )
+
+
 def check_feed_is_csv(path: Path, content_type: str | None, *, where: str) -> None:
     """Raise ``FeedNotCsvError`` when the file at ``path`` (already un-gzipped) is not a CSV."""
     with path.open("rb") as handle:

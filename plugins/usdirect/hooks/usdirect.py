@@ -20,6 +20,7 @@ from usdirect.hooks import feed
 from usdirect.hooks.base import ApiHook
 from usdirect.hooks.errors import ConnectionConfigError, NotFoundError, UsDirectError
 from usdirect.hooks.feed import FeedDownload, FeedValidators
+from usdirect.hooks.feed_sniff import check_head_content_type
 from usdirect.hooks.http import HttpSettings, build_http_client, extra_value, register_secret
 from usdirect.hooks.paging import iso_timestamp, iter_keyset
 from usdirect.hooks.ratelimit import limiter_for
@@ -125,6 +126,7 @@ class UsDirectHook(ApiHook):
 
         def feed_head() -> str:
             info = self._head_feed(quick)
+            check_head_content_type(info["content_type"], where=self.where)
             size = info["content_length"]
             return f"{size:,} bytes" if isinstance(size, int) else "size not given"
 
