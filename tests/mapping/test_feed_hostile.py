@@ -47,10 +47,19 @@ def _map(tmp_path: Path, feed: Path, template_path: Path) -> tuple[list[dict], l
     return pq.read_table(mapped).to_pylist(), pq.read_table(rejects).to_pylist()
 
 
-def test_control_characters_are_stripped_from_every_value(tmp_path: Path, mappings_copy: Path) -> None:
+def test_control_characters_are_stripped_from_every_value(
+    tmp_path: Path, mappings_copy: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     feed, catalog = _feed(tmp_path, "control_chars")
     assert b"\x00" in feed.read_bytes()
-    rows, rejects = _map(tmp_path, feed, mappings_copy / "inventory.yaml")
+    with caplog.at_level("WARNING", logger="usdirect.mapping.engine"):
+        rows, rejects = _map(tmp_path, feed, mappings_copy / "inventory.yaml")
+    logged = sorted(r.getMessage() for r in caplog.records if "Removed control characters" in r.getMessage())
+    assert logged == [
+        "Removed control characters (NUL ...) from 1 value(s) of source 'sku'",
+        "Removed control characters (NUL ...) from 4 value(s) of source 'brand'",
+        "Removed control characters (NUL ...) from 4 value(s) of source 'title'",
+    ]
     assert rejects == []  # stripped, not rejected: the row is good once the debris is gone
     truth = {f"USD-{r['sku']}": r for r in catalog.table().to_pylist()}
     assert len(rows) == len(truth)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +25,7 @@ from usdirect.mapping.kernels import (
 TextStep = Callable[[pa.Array], tuple[pa.Array, Failure | None]]
 NumberStep = Callable[[pa.Array], pa.Array]
 RowTest = Callable[[dict[str, pa.Array]], pa.BooleanArray]
+log = logging.getLogger(__name__)
 PARALLEL_ROWS = 50_000  # below this, thread hand-off costs more than it saves
 
 
@@ -105,7 +107,7 @@ os.register_at_fork(after_in_child=_pool.cache_clear)
 def evaluate(plan: TablePlan, table: pa.Table) -> Evaluation:
     """Compute every target column of `plan` from the text columns of `table`."""
     n = table.num_rows
-    columns = {name: _as_text(table.column(name)) for name in plan.source_columns}
+    columns = {name: _as_text(name, table.column(name)) for name in plan.source_columns}
     if n >= PARALLEL_ROWS and len(plan.fields) > 1:
         results = list(_pool().map(lambda f: _compute_field(f, columns, n), plan.fields))
     else:
@@ -130,12 +132,18 @@ def keep_rows(columns: dict[str, pa.Array], keep: pa.BooleanArray) -> dict[str, 
     return {name: arr.filter(keep) for name, arr in columns.items()}
 
 
-def _as_text(column: pa.ChunkedArray) -> pa.Array:
-    """One text array per source column, control characters removed before any transform."""
+def _as_text(name: str, column: pa.ChunkedArray) -> pa.Array:
+    """One text array per source column, control characters removed before any transform (and
+    counted in the log, so that a feed full of them does not go unnoticed)."""
     arr = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
     if not pa.types.is_string(arr.type):
         arr = pc.cast(arr, pa.string())
-    return strip_control(arr)
+    cleaned = strip_control(arr)
+    if cleaned is not arr:
+        changed = pc.sum(pc.not_equal(arr, cleaned)).as_py() or 0
+        if changed:
+            log.warning("Removed control characters (NUL ...) from %d value(s) of source %r", changed, name)
+    return cleaned
 
 
 def _compute_field(plan: FieldPlan, columns: dict[str, pa.Array], n: int) -> tuple[pa.Array, list[Failure]]:
