@@ -1,5 +1,5 @@
-"""Get Inventory Changes after a pause: a scheduled run 16 days later reads every change since the
-targets' watermark, not only its own data interval; a backfill keeps its interval exactly."""
+"""Get Inventory Changes after a pause, on Postgres: a scheduled run 16 days later reads every change
+since the targets' watermark, not only its own data interval; a backfill keeps its interval exactly."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def _fetch_counts(env: Env, run_id: str) -> tuple[dt.datetime, dt.datetime, dict
 
 
 def test_changes_after_a_16_day_pause_reach_warehouse_and_platform(make_env: Callable[..., Env]) -> None:
-    env = make_env("duckdb", ["warehouse", "platform"], catalog_size=300)
+    env = make_env("postgres", ["warehouse", "platform"], catalog_size=300)
     assert env.run("usdirect_get_inventory").state == "success"
     discontinued = {sku for sku, r in truth(env.sandbox).items() if r["archived"]}
     t0 = env.sandbox.clock_now()

@@ -120,6 +120,15 @@ def test_each_run_type_gets_its_window(
     first = _operation_run(cfg, (T, T + H), "scheduled", dag_id="usdirect_other_get_shipments")
     assert first.incremental_window(lookback) == (T, T + H) and first.gap is None
 
+    # A target task moves its watermark with the window its fetch handed on; a fetch from before
+    # watermarks existed hands on none, and the watermark stays (the next run reads it again).
+    paused.record_window(targets[0], {"items": 3})
+    assert read_watermark(state, DAG, targets) == T
+    window = {"window_start": T.isoformat(), "window_end": (T + dt.timedelta(days=3) + H).isoformat()}
+    for target in targets:
+        paused.record_window(target, window)
+    assert read_watermark(state, DAG, targets) == T + dt.timedelta(days=3) + H
+
 
 # --- stragglers ------------------------------------------------------------------------------------
 

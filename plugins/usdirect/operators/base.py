@@ -142,6 +142,11 @@ class OperationRun:
         """After ``target`` took the window the fetch task read (its XCom ``window_start``/``_end``)."""
         from usdirect.targets.watermarks import advance_watermark
 
+        if not fetched.get("window_start") or not fetched.get("window_end"):
+            # A fetch from before watermarks existed (a run resumed across an upgrade): the next
+            # run starts from the previous watermark and reads this window again.
+            log.warning("The fetch task handed on no window; the %s watermark stays where it was", target)
+            return
         window = (
             dt.datetime.fromisoformat(fetched["window_start"]),
             dt.datetime.fromisoformat(fetched["window_end"]),
