@@ -1,6 +1,6 @@
 """Send Orders when people and credentials get in the way: a refused API Token stops the run at
-the first order, and two runs at once (on Postgres, warehouse and platform-only accounts) split
-the work so that US Direct receives every PO exactly once."""
+the first order, and two runs at once (on Postgres for a warehouse and a platform-only account,
+and on a DuckDB file) split the work so that US Direct receives every PO exactly once."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import pytest
 
 from sandbox.runner import SandboxInfo
 from tests.conftest import conn_env_var, warehouse_conn
-from tests.orders.conftest import ORDERS_TEMPLATE, use_sandbox
+from tests.orders.conftest import ORDERS_TEMPLATE, usdirect_frs, use_sandbox
 from usdirect.config import Account
 from usdirect.errors import PermanentError
 from usdirect.hooks.usdirect import UsDirectHook
@@ -113,7 +113,7 @@ from usdirect.pipelines import orders
 from usdirect.targets.sql import Warehouse
 
 template = load_template(sys.argv[1])
-wh = Warehouse.from_conn_id("wh_orders", schema=os.environ["WH_SCHEMA"])
+wh = Warehouse.from_conn_id("wh_orders", schema=os.environ["WH_SCHEMA"] or None)
 platform = FlxpointHook() if os.environ["ACCOUNT"] == "platform" else None
 go = Path(os.environ["GO_FILE"])
 while not go.exists():  # imports done: start together (plus this run's delay)
@@ -125,12 +125,15 @@ print(json.dumps(report.counts))
 """
 
 
-@pytest.mark.parametrize("account", ["warehouse", "platform"])
-def test_two_runs_at_once_on_postgres_send_every_po_exactly_once(
+@pytest.mark.parametrize(
+    ("engine", "account"), [("postgres", "warehouse"), ("postgres", "platform"), ("duckdb", "warehouse")]
+)
+def test_two_runs_at_once_send_every_po_exactly_once(
     request: pytest.FixtureRequest,
     sandbox_factory: Any,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
+    engine: str,
     account: str,
 ) -> None:
     """Run B starts while run A has orders in flight: B must neither re-claim A's pending POs
@@ -138,8 +141,9 @@ def test_two_runs_at_once_on_postgres_send_every_po_exactly_once(
     sb = sandbox_factory()
     use_sandbox(sb, monkeypatch)
     schema = f"claims_{account}_{os.getpid()}_{int(time.time() * 1000) % 100000}"
-    monkeypatch.setenv(*conn_env_var("wh_orders", warehouse_conn("postgres", request, tmp_path)))
-    wh = Warehouse.from_conn_id("wh_orders", schema=schema)
+    schema = schema if engine == "postgres" else ""  # DuckDB: a file of its own
+    monkeypatch.setenv(*conn_env_var("wh_orders", warehouse_conn(engine, request, tmp_path)))
+    wh = Warehouse.from_conn_id("wh_orders", schema=schema or None)
     with wh.connect() as conn:  # the tables exist after the first run ever; create them up front
         ow.ensure_tables(wh, conn)
     if account == "warehouse":
@@ -176,3 +180,54 @@ def test_two_runs_at_once_on_postgres_send_every_po_exactly_once(
     if account == "platform":
         frs = {fr["fulfillmentRequestNumber"]: fr for fr in sb.platform("fulfillment-requests")}
         assert all(frs[po]["status"] in ("Processed", "Failed") for po in valid)
+
+
+HOLD_CLAIM = """
+import os, sys, time
+from pathlib import Path
+from usdirect.targets.order_claims import claim_locks
+from usdirect.targets.sql import Warehouse
+
+wh = Warehouse.from_conn_id("wh_orders", schema=os.environ["WH_SCHEMA"] or None)
+with claim_locks(wh) as locks:
+    assert locks.acquire(sys.argv[1])
+    print("held", flush=True)
+    while not Path(os.environ["DONE_FILE"]).exists():
+        time.sleep(0.05)
+"""
+
+
+def test_a_po_another_live_run_is_sending_is_left_alone(
+    sandbox_factory: Any,
+    warehouse: Warehouse,
+    orders_template: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """A ``submitting`` PO may be a dead worker's (look it up, resend after a 404) or one another
+    run is POSTing right now (a 404 proves nothing yet). Only the claim lock tells them apart."""
+    sb = sandbox_factory()
+    use_sandbox(sb, monkeypatch)
+    assert ow.seed_demo_requests(warehouse, sb.platform("fulfillment-requests")) == 26
+    busy = usdirect_frs(sb)[0]["fulfillmentRequestNumber"]
+    ow.mark_submitting(warehouse, busy)  # the other run claimed it and its POST is on the way
+    done = tmp_path / "done"
+    env = os.environ | {"WH_SCHEMA": warehouse.schema or "", "DONE_FILE": str(done)}
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_CLAIM, busy], env=env, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        report = orders.send_orders(orders_template, UsDirectHook(), orders.SendOptions(), wh=warehouse)
+    finally:
+        done.touch()
+        holder.wait(timeout=30)
+    (left,) = [o for o in report.outcomes if o.po_number == busy]
+    assert left.kind == orders.CLAIMED_ELSEWHERE and report.unfinished == []
+    assert busy not in sb.creation_counts()
+    assert not [k for k in sb.stats()["requests"] if k.startswith("GET /v1/orders/")]
+    assert _ledger(warehouse)[busy][:2] == ("submitting", 1)  # the other run records its outcome
+    # Once that run is gone, the next run resolves the PO as usual: look up first, then send.
+    again = orders.send_orders(orders_template, UsDirectHook(), orders.SendOptions(), wh=warehouse)
+    assert [o.kind for o in again.outcomes if o.po_number == busy] == [orders.SUBMITTED]
+    assert sb.creation_counts()[busy] == {"submitted": 1, "created": 1}
