@@ -217,3 +217,39 @@ def test_terminal_states_current_status_and_costs_at_the_orders_cost(warehouse: 
     )  # shipped: no longer "on hold"
     assert recon["PO-4"]["problem"] is None
     assert recon["PO-4"]["fulfillment_state"] == "partially_shipped"
+
+
+def test_a_po_cancelled_after_processing_is_terminal_and_no_longer_a_straggler(warehouse: Warehouse) -> None:
+    from tests.orders.conftest import make_fr
+    from tests.orders.test_orders_warehouse import _items, _recon, _shipments
+
+    t0 = dt.datetime(2026, 11, 21, 10, tzinfo=dt.UTC)
+    wh = warehouse
+    with wh.connect() as conn:
+        ow.import_fulfillment_requests(wh, conn, [make_fr(1, "PO-1")])
+    ow.record_submitted(wh, "PO-1", "UD-1", "processing", t0, [(1, "accepted", None), (2, "accepted", None)])
+    later = t0 + dt.timedelta(days=4)
+    with wh.connect() as conn:
+        assert ow.open_pos_not_fully_shipped(wh, conn, later) == ["PO-1"]
+        ow.record_order_status(wh, conn, {"PO-1": "cancelled"})  # what the straggler lookup read
+        # A shipment record arriving afterwards does not turn a cancelled order back into shipped.
+        ow.upsert_shipments(
+            wh,
+            conn,
+            _shipments(
+                [
+                    {
+                        "shipment_id": "SH-1",
+                        "po_number": "PO-1",
+                        "tracking_number": "T1",
+                        "status": "Returned",
+                        "updated_at": t0,
+                    }
+                ]
+            ),
+            _items([("SH-1", 1, "10234", 2)]),
+            "r1",
+        )
+        assert ow.open_pos_not_fully_shipped(wh, conn, later) == []
+    row = _recon(wh)["PO-1"]
+    assert (row["state"], row["fulfillment_state"]) == ("cancelled", "cancelled")
