@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -107,11 +108,33 @@ def test_the_token_never_reaches_redis_and_keys_expire(shared_pacing: tuple[Path
     limiter.acquire()
     limiter.defer(0.01)
 
-    keys = redis_db.keys("*")
-    assert len(keys) == 1 and keys[0].startswith(b"usdirect:ratelimit:"), keys
-    stored = [keys[0], *redis_db.hgetall(keys[0]).keys(), *redis_db.hgetall(keys[0]).values()]
+    keys = sorted(redis_db.keys("*"))  # the schedule (hash) and the recent send times (sorted set)
+    assert len(keys) == 2 and all(k.startswith(b"usdirect:ratelimit:{") for k in keys), keys
+    schedule, sent = keys
+    stored = [
+        *keys,
+        *redis_db.hgetall(schedule).keys(),
+        *redis_db.hgetall(schedule).values(),
+        *redis_db.zrange(sent, 0, -1),
+    ]
     assert not any(b"s3cr3t" in part for part in stored), stored
-    assert 0 < redis_db.pttl(keys[0]) <= 61_000
+    assert redis_db.zcard(sent) == 2
+    assert all(0 < redis_db.pttl(k) <= 62_000 for k in keys)
+
+
+def test_a_late_waker_cannot_bunch_with_the_sends_after_it(shared_pacing: tuple[Path, str]) -> None:
+    # Five paced sends; then a caller whose slot came long ago (it slept too long on a busy
+    # machine) tries to send at once: the send-time guard makes it wait out the window instead.
+    limiter = ratelimit.limiter_for("usdirect", "ud_token-of-a-late-waker", 5.0)
+    assert isinstance(limiter, ratelimit_redis.SharedRateLimiter)
+    first = time.monotonic()
+    for _ in range(5):
+        limiter.acquire()
+
+    verdict, seconds = limiter._run(limiter._confirm, "5", f"{limiter._span:.6f}", "late-waker")
+    assert verdict == b"wait"
+    assert 0 < float(seconds) <= limiter._span - (time.monotonic() - first) + 0.05
+    assert 1.0 < limiter._span < 1.0 / 0.93  # above the server's window, below the paced spacing
 
 
 def test_an_unreachable_redis_fails_the_call_naming_the_connection_and_the_fix(

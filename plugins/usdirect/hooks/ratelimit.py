@@ -120,7 +120,7 @@ def _shared_limiter(conn_id: str, key: str, rate: float) -> Pacer:
         limiter = _shared.get((conn_id, key))
         if limiter is None:
             limiter = _shared[conn_id, key] = shared_limiter(
-                conn_id, f"usdirect:ratelimit:{key}", rate, _SHARED_SAFETY
+                conn_id, f"usdirect:ratelimit:{{{key}}}", rate, _SHARED_SAFETY
             )
             return limiter
     if limiter.rate != rate:

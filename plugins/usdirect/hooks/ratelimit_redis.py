@@ -6,6 +6,9 @@ script that atomically reserves the token's next free slot (``1/rate`` apart) on
 server's clock, so the workers' own clocks never matter; the caller then sleeps until its slot.
 A Retry-After seen by any process sets a shared ``hold``: no process sends before it ends, and a
 caller whose slot fell inside a hold that arrived while it slept reserves a new slot after it.
+Right before sending, a second script checks the token's recent send times (on Redis's clock
+too): a worker that woke late from its sleep, as a busy machine makes them, waits a little more
+instead of bunching its request with the next ones.
 
 Why not pyrate-limiter's RedisBucket (4.5, evaluated; README "Running it in production"): it
 stamps requests with each worker's own clock (not Redis TIME), so clock skew between machines
@@ -20,9 +23,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import random
 import threading
 import time
+import uuid
 from typing import Any
 
 from usdirect.hooks.errors import ConnectionConfigError, RateLimitBackendError
@@ -54,12 +59,26 @@ redis.call('PEXPIRE', KEYS[1], math.max(ttl, math.ceil((hold - now) * 1000) + 60
 return string.format('%.6f', hold - now)
 """
 
-# Seconds of hold left (0 when none): checked after sleeping, right before sending.
-_HELD = """
+# Right before sending: KEYS[2] holds the token's recent send times (sorted set, Redis TIME).
+# ARGV[1] sends at most within ARGV[2] seconds; ARGV[3] names this send. Returns {'hold', s}: a
+# Retry-After hold is on (reserve again); {'wait', s}: the last sends are too close, because some
+# caller woke late from its sleep (wait, then confirm again); {'go', 0}: recorded as sent now.
+_CONFIRM = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local hold = tonumber(redis.call('HGET', KEYS[1], 'hold')) or 0
-return string.format('%.6f', math.max(0, hold - now))
+if hold > now then
+  return {'hold', string.format('%.6f', hold - now)}
+end
+local span = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - span)
+if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[1]) then
+  local oldest = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+  return {'wait', string.format('%.6f', tonumber(oldest[2]) + span - now)}
+end
+redis.call('ZADD', KEYS[2], now, ARGV[3])
+redis.call('PEXPIRE', KEYS[2], math.ceil(span * 1000) + 60000)
+return {'go', '0'}
 """
 
 # How long a call keeps trying to reach Redis before it fails (the task's retries then follow).
@@ -72,13 +91,15 @@ class SharedRateLimiter:
 
     def __init__(self, client: Any, key: str, rate: float, *, conn_id: str, safety: float) -> None:
         self._client = client
-        self._key = key
+        self._keys = [key, f"{key}:sent"]  # ``key`` carries a {hash tag}: one slot on Redis Cluster
         self._conn_id = conn_id
         self._safety = safety
         self._reserve = client.register_script(_RESERVE)
         self._hold = client.register_script(_HOLD)
-        self._held = client.register_script(_HELD)
+        self._confirm = client.register_script(_CONFIRM)
         self._interval = 0.0
+        self._burst = 1
+        self._span = 0.0
         self.rate = 0.0
         self.set_rate(rate)
 
@@ -87,26 +108,33 @@ class SharedRateLimiter:
             raise ValueError("rate limit must be a positive number of requests per second")
         self.rate = rate
         self._interval = 1.0 / (rate * self._safety)
+        # The guard at send time: at most `burst` sends within `span`, halfway between the exact
+        # rate and the paced one, so even pacing never trips it and a late waker cannot bunch.
+        self._burst = max(1, math.floor(rate))
+        self._span = self._burst / rate * (1.0 + 1.0 / self._safety) / 2.0
 
     def acquire(self) -> float:
         """Block until this caller may send (its slot came and no hold is on); returns seconds waited."""
-        waited = 0.0
+        started = time.monotonic()
         while True:
-            wait = self._run(self._reserve, f"{self._interval:.6f}")
-            if wait <= 0:
-                return waited
-            time.sleep(wait)
-            waited += wait
-            held = self._run(self._held)
-            if held <= 0:
-                return waited
-            # A Retry-After arrived while we slept: our slot is void, queue again after the hold.
+            wait = float(self._run(self._reserve, f"{self._interval:.6f}"))
+            if wait > 0:
+                time.sleep(wait)
+            while True:
+                verdict, seconds = self._run(
+                    self._confirm, str(self._burst), f"{self._span:.6f}", uuid.uuid4().hex
+                )
+                if _text(verdict) == "go":
+                    return time.monotonic() - started
+                if _text(verdict) == "hold":
+                    break  # a Retry-After arrived while we slept: queue again after the hold
+                time.sleep(float(seconds))
 
     def defer(self, seconds: float) -> None:
         """Hold every process using this token back for ``seconds`` (the server said Retry-After)."""
         self._run(self._hold, f"{max(0.0, seconds):.6f}")
 
-    def _run(self, script: Any, *args: str) -> float:
+    def _run(self, script: Any, *args: str) -> Any:
         """One script call; Redis unreachable is retried briefly, then a clear transient error."""
         import redis
 
@@ -114,7 +142,7 @@ class SharedRateLimiter:
         attempt = 0
         while True:
             try:
-                return float(script(keys=[self._key], args=list(args)))
+                return script(keys=self._keys, args=list(args))
             except redis.AuthenticationError:
                 raise ConnectionConfigError(
                     f"Redis refused the credentials of connection '{self._conn_id}' (the shared rate "
@@ -147,6 +175,10 @@ class SharedRateLimiter:
                     f"({describe(exc)}): point the connection at a writable primary and allow its "
                     f"user EVAL/EVALSHA, HMGET, HGET, HSET, PTTL, PEXPIRE on keys usdirect:ratelimit:*"
                 ) from None
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 _clients: dict[str, Any] = {}
