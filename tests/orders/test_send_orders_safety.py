@@ -103,6 +103,33 @@ def test_a_refused_api_token_stops_at_the_first_order_and_leaves_the_rest_pendin
     assert {c["created"] for c in sb.creation_counts().values()} == {1}
 
 
+def test_a_refused_token_while_resolving_an_unknown_outcome_keeps_the_po_submitting(
+    sandbox_factory: Any, duck_wh: Warehouse, orders_template: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first PO was left ``submitting`` by a dead worker: its lookup gets the 401, so whether
+    US Direct has it stays unknown and it must stay ``submitting`` (never reset to pending)."""
+    sb = sandbox_factory()
+    use_sandbox(sb, monkeypatch)
+    assert ow.seed_demo_requests(duck_wh, sb.platform("fulfillment-requests")) == 26
+    with duck_wh.connect() as conn:
+        first = ow.open_fulfillment_requests(duck_wh, conn)[0].po_number
+    ow.mark_submitting(duck_wh, first)
+    conn = sb.connections()["usdirect_default"] | {"password": "wrong-token-" + "x" * 20}
+    monkeypatch.setenv(*conn_env_var("usdirect_default", conn))
+
+    with pytest.raises(orders.CredentialRefusedError) as caught:
+        orders.send_orders(orders_template, UsDirectHook(), orders.SendOptions(), wh=duck_wh)
+
+    requests = sb.stats()["requests"]
+    assert "POST /v1/orders" not in requests
+    assert [by for k, by in requests.items() if k.startswith("GET /v1/orders/")] == [{"401": 1}]
+    ledger = _ledger(duck_wh)
+    assert ledger[first][:2] == ("submitting", 1) and "API Token" in ledger[first][2]
+    others = {v[:2] for po, v in ledger.items() if po != first and v[0] != "needs_attention"}
+    assert others == {("pending", 0)}
+    assert f"stopped at PO {first}: it stays submitting" in str(caught.value)
+
+
 CONCURRENT_RUN = """
 import json, os, sys, time
 from pathlib import Path

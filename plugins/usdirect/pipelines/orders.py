@@ -263,12 +263,17 @@ class CredentialRefusedError(AuthenticationError):
     def __init__(self, cause: AuthenticationError, po_number: str, report: SendReport) -> None:
         self.report = report
         left = report.count(NOT_SENT)
+        kind = next((o.kind for o in report.outcomes if o.po_number == po_number), None)
+        state = {
+            RETRY: "US Direct created nothing for it and it is pending again",
+            UNRESOLVED: "it stays submitting, and the next run looks it up at US Direct before any send",
+        }.get(kind, "the next run finishes recording it")
         super().__init__(
             cause.credential,
             cause.status,
-            f"{cause}. Send Orders stopped at PO {po_number}: US Direct created nothing for it and "
-            f"it is pending again; {left} other order(s) were not sent and stay as they were. "
-            f"They are sent by the first run after the {cause.credential} is fixed",
+            f"{cause}. Send Orders stopped at PO {po_number}: {state}; {left} other order(s) were "
+            f"not sent and stay as they were. They are sent by the first run after the "
+            f"{cause.credential} is fixed",
         )
 
 
