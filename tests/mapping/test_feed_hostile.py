@@ -93,7 +93,9 @@ def test_a_cp1252_feed_names_offset_line_and_fix(tmp_path: Path, mappings_copy: 
     assert isinstance(caught.value, PermanentError)
     assert f"the inventory feed (feed.csv) is not valid utf-8 text: byte 0x{data[first]:02X}" in message
     assert f"at byte offset {first:,} (line {line} of the file" in message
-    assert f"set `encoding: cp1252` in {mappings_copy / 'inventory.yaml'}" in message
+    template = mappings_copy / "inventory.yaml"
+    line_of_key = line_of(template.read_text(), "encoding: utf-8")
+    assert f"set `encoding: cp1252` in {template} (line {line_of_key}); otherwise" in message
     assert "ask US Direct for a UTF-8 export" in message
 
 
@@ -107,6 +109,10 @@ def test_a_bad_byte_beyond_the_first_block_is_located_too(tmp_path: Path, mappin
     with pytest.raises(FeedFormatError, match=f"byte 0xFF at byte offset {at:,} "):
         reader = read_feed_batches(feed, load_template(mappings_copy / "inventory.yaml"), block_size=1 << 16)
         list(reader)
+    # Through the transform, DuckDB reads the batches and would wrap the error in its own: it must not.
+    with pytest.raises(FeedFormatError, match=f"byte 0xFF at byte offset {at:,} ") as caught:
+        _map(tmp_path, feed, mappings_copy / "inventory.yaml")
+    assert "Invalid Input Error" not in str(caught.value) and isinstance(caught.value, PermanentError)
 
 
 def test_encoding_in_the_template_reads_the_cp1252_feed(tmp_path: Path, mappings_copy: Path) -> None:
@@ -157,3 +163,19 @@ def test_a_repeated_column_the_template_does_not_read_is_ignored(tmp_path: Path,
     feed.write_text("\n".join([lines[0] + ",notes,notes", *(x + ",a,b" for x in lines[1:])]) + "\n")
     rows, rejects = _map(tmp_path, feed, mappings_copy / "inventory.yaml")
     assert rejects == [] and len(rows) == 50
+
+
+def test_a_byte_the_declared_encoding_lacks_is_named(tmp_path: Path, mappings_copy: Path) -> None:
+    """With `encoding: cp1252`, a byte cp1252 leaves undefined (0x81) is located the same way."""
+    feed, _ = _feed(tmp_path, "cp1252", 300)
+    data = bytearray(feed.read_bytes())
+    at = data.index(b"\n", len(data) // 2) + 3
+    data[at] = 0x81
+    feed.write_bytes(bytes(data))
+    template = _with_encoding(mappings_copy, "cp1252")
+    with pytest.raises(FeedFormatError) as caught:
+        _map(tmp_path, feed, template)
+    message = str(caught.value)
+    line = line_of(template.read_text(), "encoding: cp1252")
+    assert f"is not valid cp1252 text: byte 0x81 at byte offset {at:,}" in message
+    assert f"set `encoding:` in {template} (line {line}) to the feed's real encoding" in message

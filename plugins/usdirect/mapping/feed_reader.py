@@ -270,17 +270,28 @@ def _decode_error(
     template: Template, path: Path, at: int, line: int, byte: int | None, near: bytes
 ) -> FeedFormatError:
     what = f"byte 0x{byte:02X}" if byte is not None else "the last character (cut short)"
+    where = f"{template.path}{_encoding_line(template)}"
     if template.encoding in ("utf-8", "utf-8-sig"):
         fix = (
             f"if US Direct exports it from Excel or Windows (é, ñ, ™ as single bytes), set "
-            f"`encoding: cp1252` in {template.path}; otherwise ask US Direct for a UTF-8 export"
+            f"`encoding: cp1252` in {where}; otherwise ask US Direct for a UTF-8 export"
         )
     else:
         fix = (
-            f"set the `encoding:` line of {template.path} to the feed's real encoding, or ask US "
-            "Direct for a UTF-8 export (and remove the line)"
+            f"set `encoding:` in {where} to the feed's real encoding, or ask US Direct for a UTF-8 "
+            "export and set it back to utf-8"
         )
     return FeedFormatError(
         f"the inventory feed ({path.name}) is not valid {template.encoding} text: {what} at byte offset "
         f"{at:,} (line {line} of the file, after {near!r}) cannot be read. Fix: {fix}"
     )
+
+
+def _encoding_line(template: Template) -> str:
+    """`` (line N)`` of the template's top-level ``encoding:`` key, when it has one."""
+    try:
+        lines = Path(template.path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return ""
+    found = next((n for n, text in enumerate(lines, start=1) if text.startswith("encoding:")), None)
+    return f" (line {found})" if found else ""

@@ -142,7 +142,8 @@ def _transform(
             at = pc.index_in(out.column(ROW), value_set=rows)
             yield from out.append_column(RAW_HASH, hashes.take(at)).to_batches()
 
-    parts = pa.RecordBatchReader.from_batches(FEED_PARTS_SCHEMA, batches())
+    failures: list[Exception] = []
+    parts = pa.RecordBatchReader.from_batches(FEED_PARTS_SCHEMA, _noting(batches(), failures))
     try:
         if matcher is None:
             deduped = dedupe_and_hash(parts, mapped, metadata=complete)
@@ -150,6 +151,9 @@ def _transform(
             write_hashed(con.sql(f"SELECT *, {row_hash_sql()} AS row_hash FROM parts"), mapped)
             # Duplicates are counted over the whole feed, base included.
             deduped = Deduped(skus=0, duplicates=STORED_REJECT_SCHEMA.empty_table())
+    except duckdb.Error:
+        _raise_noted(failures)
+        raise
     finally:
         hasher.close()
         con.close()
@@ -202,8 +206,31 @@ def transform_changes(
                 bad.append(result.rejects)
             yield from table.to_batches()
 
-    deduped = dedupe_and_hash(pa.RecordBatchReader.from_batches(PARTS_SCHEMA, batches()), mapped)
+    failures: list[Exception] = []
+    try:
+        deduped = dedupe_and_hash(
+            pa.RecordBatchReader.from_batches(PARTS_SCHEMA, _noting(batches(), failures)), mapped
+        )
+    except duckdb.Error:
+        _raise_noted(failures)
+        raise
     return _finish(deduped, rejects, bad, read)
+
+
+def _noting(batches: Iterator[pa.RecordBatch], failures: list[Exception]) -> Iterator[pa.RecordBatch]:
+    """Batches for DuckDB to read, noting an error raised while they are made."""
+    try:
+        yield from batches
+    except Exception as exc:
+        failures.append(exc)
+        raise
+
+
+def _raise_noted(failures: list[Exception]) -> None:
+    """DuckDB wraps an error of the stream it reads in its own, traceback text and all; raise the
+    original instead (a FeedFormatError must stay permanent and keep its message)."""
+    if failures:
+        raise failures[0] from failures[0].__cause__
 
 
 def _with_rows(mapped: pa.Table) -> pa.Table:
