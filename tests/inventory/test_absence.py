@@ -89,3 +89,19 @@ def test_ledger_applies_the_same_rule(wh: Warehouse, tmp_path: Path) -> None:
     # Without a rule (a person vouched for the feed with allow_shrink) a single feed archives.
     adopt_published(wh, "main", "adopt2", v_full)
     assert plan_publish(wh, "main", v_short, tmp_path / "p6", WRITABLE, full=True).archived == 2
+
+
+def test_without_the_archived_switch_nothing_counts_as_missing(wh: Warehouse, tmp_path: Path) -> None:
+    """Otherwise the feed's validators would never be kept and every run would download in full."""
+    full, short = _feeds()
+    adopt_published(wh, "main", "adopt", mapped_file(tmp_path, full, "full"))
+    plan = plan_publish(
+        wh,
+        "main",
+        mapped_file(tmp_path, short, "short"),
+        tmp_path / "p",
+        WRITABLE - {"archived"},
+        True,
+        Absence(2),
+    )
+    assert (plan.archived, plan.missing, plan.calls) == (0, 0, 0)

@@ -156,7 +156,7 @@ def plan_publish(
             engine.execute(f"CREATE OR REPLACE TEMP VIEW _usd_pub AS SELECT * FROM {feed_source(mapped)}")
             due = absence.due_sql("l.missing_feed_seq", "l.missing_since", now) if can_archive else "FALSE"
             plan = _write_plan(engine, workdir, fields, can_create, can_archive, full, due)
-            if full:
+            if can_archive:  # without the archived switch nothing is archived, so nothing is missing
                 plan = _mark_missing(wh, conn, engine, account, absence, now, plan, due)
             return plan
         finally:
