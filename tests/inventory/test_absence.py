@@ -5,9 +5,12 @@ framing gives away) archives nothing."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from pathlib import Path
 
+from tests.inventory.conftest import Env
 from tests.inventory.helpers import history, inventory, mapped_file, row
+from tests.inventory.test_dags import _task_counts
 from usdirect.pipelines.inventory_absence import Absence
 from usdirect.targets import inventory_warehouse as iw
 from usdirect.targets.inventory_platform import adopt_published, plan_publish
@@ -105,3 +108,29 @@ def test_without_the_archived_switch_nothing_counts_as_missing(wh: Warehouse, tm
         Absence(2),
     )
     assert (plan.archived, plan.missing, plan.calls) == (0, 0, 0)
+
+
+def test_a_short_feed_through_the_dag_archives_nothing(make_env: Callable[..., Env]) -> None:
+    """The case a body cut at a row boundary produces (here: the sandbox serving 90% of the rows,
+    inside the shrink guard), on Postgres and the platform."""
+    env = make_env("postgres", ["warehouse", "platform"], catalog_size=300)
+    assert env.run("usdirect_get_inventory").state == "success"
+    live = {sku for sku, r in inventory(env.wh).items() if not r["archived"]}
+    platform_live = {v["sku"] for v in env.sandbox.platform("variants") if not v["archived"]}
+
+    env.sandbox.set_feed_mode("short", share=0.9)
+    short = env.run("usdirect_get_inventory")
+    assert short.state == "success", env.task_states(short)
+    missing = _task_counts(env, short, "load_inventory_warehouse")["missing"]
+    assert missing > 0 and _task_counts(env, short, "load_inventory_warehouse")["archived"] == 0
+    assert {sku for sku, r in inventory(env.wh).items() if not r["archived"]} == live
+    assert {v["sku"] for v in env.sandbox.platform("variants") if not v["archived"]} == platform_live
+    assert _task_counts(env, short, "publish_inventory_platform")["put_calls"] == 0
+
+    env.sandbox.set_feed_mode("normal")
+    whole = env.run("usdirect_get_inventory")  # downloaded again: no validators were kept
+    assert whole.state == "success" and env.task_states(whole)["fetch_feed"] == "success"
+    assert all(r["missing_feed_seq"] is None for r in inventory(env.wh).values())
+    assert {v["sku"] for v in env.sandbox.platform("variants") if not v["archived"]} == platform_live
+    after = env.run("usdirect_get_inventory")  # nothing missing any more: validators kept, so a 304
+    assert after.state == "success" and env.task_states(after)["fetch_feed"] == "skipped"
