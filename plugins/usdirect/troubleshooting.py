@@ -202,8 +202,9 @@ def diagnose(error: BaseException | None, account: Account, operation: str) -> D
         )
     if "WarehouseConfigError" in names:
         return Diagnosis(
-            cause="the warehouse connection cannot be used",
-            fix=f"{message} (connection {account.warehouse_conn_id})",
+            cause=f"the warehouse connection {account.warehouse_conn_id} cannot be used: {message}",
+            fix=f"correct connection {account.warehouse_conn_id} (Admin → Connections) as the message "
+            "says, or point warehouse_conn_id in include/usdirect.yaml at another one; then clear the task",
             section="setup",
         )
     return _api(error, names, message, account, op_section)

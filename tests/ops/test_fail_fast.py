@@ -173,6 +173,27 @@ def test_a_missing_warehouse_connection_fails_at_once(make_env: Callable[..., Fa
     assert alert["cause"] == "connection usdirect_warehouse does not exist in this Airflow"
 
 
+def test_a_warehouse_postgres_refuses_fails_at_once_naming_the_refusal(
+    make_env: Callable[..., FailFastEnv],
+) -> None:
+    env = make_env(["warehouse"])
+    refused = {"conn_type": "postgres", "host": "127.0.0.1", "port": 5432, "login": "usdirect_no_such_role"}
+    env.monkeypatch.setenv(*conn_env_var("usdirect_warehouse", {**refused, "schema": "postgres"}))
+
+    run = env.run()
+
+    states = tries(run)
+    failed = [task for task, (state, _) in states.items() if state == "failed"]
+    assert run.state == "failed" and failed, states
+    assert all(states[task][1] == 1 for task in failed), states
+    alert = env.alerts()[0]
+    assert alert["cause"].startswith(
+        "the warehouse connection usdirect_warehouse cannot be used: Postgres refused warehouse connection "
+        "'usdirect_warehouse': role \"usdirect_no_such_role\" does not exist. Fix: "
+    ), alert["cause"]
+    assert alert["fix"].startswith("correct connection usdirect_warehouse (Admin → Connections)")
+
+
 def test_template_that_only_fails_to_compile_fails_the_task_on_its_first_try(
     tmp_path: Path, make_env: Callable[..., FailFastEnv]
 ) -> None:
