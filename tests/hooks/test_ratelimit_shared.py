@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from benchmarks.bench_pacing import (
     REDIS_CONN_ID,
@@ -23,6 +24,7 @@ from benchmarks.bench_pacing import (
     summarise,
 )
 from sandbox.runner import SandboxInfo
+from tests.conftest import REPO, conn_env_var
 from usdirect.config import ConfigError, load_config
 from usdirect.errors import PermanentError
 from usdirect.hooks import ratelimit, ratelimit_redis
@@ -155,7 +157,7 @@ def test_an_unreachable_redis_fails_the_call_naming_the_connection_and_the_fix(
 
     message = str(caught.value)
     assert f"connection '{REDIS_CONN_ID}'" in message
-    assert "rate_limit.backend: process" in message
+    assert f"rate_limit.backend: process in {shared_pacing[0]}" in message  # the settings file in use
     assert not isinstance(caught.value, PermanentError)  # Redis coming back is worth the task's retries
 
 
@@ -164,8 +166,11 @@ def test_a_missing_redis_connection_is_a_permanent_error_naming_it(
 ) -> None:
     monkeypatch.delenv(f"AIRFLOW_CONN_{REDIS_CONN_ID.upper()}")
 
-    with pytest.raises(ConnectionConfigError, match=f"Redis connection '{REDIS_CONN_ID}'.*does not exist"):
+    missing = f"Redis connection '{REDIS_CONN_ID}'.*does not exist"
+    with pytest.raises(ConnectionConfigError, match=missing) as e:
         ratelimit.limiter_for("usdirect", "ud_token-without-redis-connection", 5.0)
+    assert str(shared_pacing[0]) in str(e.value)
+    assert isinstance(e.value, PermanentError)
 
 
 def test_pacing_is_per_process_unless_the_settings_say_redis(tmp_path: Path, monkeypatch) -> None:
@@ -191,3 +196,44 @@ def test_an_unreachable_redis_is_diagnosed_as_setup_with_the_fix() -> None:
     assert "Redis that paces every worker's API calls did not answer" in found.cause
     assert REDIS_CONN_ID in found.cause
     assert "rate_limit.redis_conn_id" in found.fix
+
+
+def _dag_settings(tmp_path: Path) -> Path:
+    path = settings_file(tmp_path, "redis")
+    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    raw["alerts"] = {"on_failure": False, "needs_attention": False, "channels": []}
+    raw["staging"] = {"url": str(tmp_path / "staging")}
+    path.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def test_a_dag_run_paces_through_redis_and_a_missing_redis_connection_fails_it_without_retries(
+    shared_pacing: tuple[Path, str],
+    redis_db,
+    airflow_db: Path,
+    sandbox_factory,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    sandbox = sandbox_factory(rate_limit=LIMIT)
+    for conn_id, conn in sandbox.connections().items():
+        monkeypatch.setenv(*conn_env_var(conn_id, conn))
+    warehouse = {"conn_type": "duckdb", "host": str(tmp_path / "w.duckdb")}
+    monkeypatch.setenv(*conn_env_var("usdirect_warehouse", warehouse))
+    monkeypatch.setenv("USDIRECT_CONFIG", str(_dag_settings(tmp_path)))
+    bag = DagBag(dag_folder=str(REPO / "dags"))
+    assert bag.import_errors == {}
+
+    run = bag.get_dag("usdirect_get_shipments").test()
+    states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
+    assert states["fetch_shipments"] == "success", states
+    assert redis_db.keys("usdirect:ratelimit:*"), "the task's API calls did not use the shared schedule"
+
+    monkeypatch.delenv(f"AIRFLOW_CONN_{REDIS_CONN_ID.upper()}")
+    ratelimit._shared.clear()
+    ratelimit_redis.reset_clients()
+    run = bag.get_dag("usdirect_get_shipments").test()
+    (fetch,) = [ti for ti in run.get_task_instances() if ti.task_id == "fetch_shipments"]
+    assert str(fetch.state) == "failed"  # not up_for_retry: a missing connection is not transient

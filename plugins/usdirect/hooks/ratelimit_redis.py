@@ -158,7 +158,7 @@ class SharedRateLimiter:
                         f"for {elapsed:.0f} s ({describe(exc)}): start Redis or correct host, port and "
                         f"db on connection '{self._conn_id}'; the task's retries follow. To pace per "
                         f"worker process instead, set rate_limit.backend: process in "
-                        f"include/usdirect.yaml (workers sharing a token may then exceed its limit)"
+                        f"{_settings_file()} (workers sharing a token may then exceed its limit)"
                     ) from None
                 if attempt == 1:
                     log.warning(
@@ -175,6 +175,13 @@ class SharedRateLimiter:
                     f"({describe(exc)}): point the connection at a writable primary and allow its "
                     f"user EVAL/EVALSHA, HMGET, HGET, HSET, PTTL, PEXPIRE on keys usdirect:ratelimit:*"
                 ) from None
+
+
+def _settings_file() -> str:
+    """The settings file in use, for messages that say which line to change."""
+    from usdirect.config import default_config_path
+
+    return str(default_config_path())
 
 
 def _text(value: bytes | str) -> str:
@@ -209,7 +216,7 @@ def redis_client(conn_id: str) -> Any:
             raise ConnectionConfigError(
                 f"the Redis connection '{conn_id}' named by settings rate_limit.redis_conn_id does not "
                 f'exist: create it (type redis, host, port, extra {{"db": N}}), or set '
-                f"rate_limit.backend: process in include/usdirect.yaml"
+                f"rate_limit.backend: process in {_settings_file()}"
             ) from None
         except ValueError as exc:  # RedisHook's own checks (cluster with a db, bad startup_nodes)
             raise ConnectionConfigError(f"Redis connection '{conn_id}': {describe(exc)}") from None
