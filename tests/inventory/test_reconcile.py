@@ -153,3 +153,35 @@ def test_reconcile_is_due_on_the_first_publish_and_every_n_days(wh: Warehouse, t
     assert reconcile_due(wh, "main", 7, now) is None
     assert reconcile_due(wh, "main", 7, now + dt.timedelta(days=4)) is not None
     assert "first publish" in (reconcile_due(wh, "other", 7, now) or "")
+
+
+def test_platform_is_read_the_cheaper_way(
+    sandbox_factory: Callable[..., Any], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Listing every variant (pages of 500) when the platform holds little else, SKU queries of 50
+    when it holds much more than this account's SKUs; both find the same variants."""
+    import pyarrow.parquet as pq
+
+    from tests.conftest import conn_env_var
+    from usdirect.hooks.flxpoint import FlxpointHook
+    from usdirect.targets.inventory_reconcile import _read_platform
+
+    sb = sandbox_factory(catalog_size=1200, stale_platform=1.0, platform_rate_limit=0)
+    conn = sb.connections()["flxpoint_default"] | {"extra": {"rate_limit": 50}}
+    monkeypatch.setenv(*conn_env_var("flxpoint_default", conn))
+    held = sorted(v["sku"] for v in sb.platform("variants"))
+    assert len(held) > 1000  # three pages of 500
+    hook = FlxpointHook()
+
+    def read(skus: list[str], name: str) -> tuple[int, str, dict[str, Any]]:
+        calls, how = _read_platform(hook, skus, tmp_path / name)
+        rows = pq.read_table(tmp_path / name).to_pylist()
+        return calls, how, {r["sku"]: r for r in rows if r["sku"] in set(skus)}
+
+    few = held[100:160]  # 60 SKUs: 2 queries beat 3 pages
+    calls, how, found = read(few, "few.parquet")
+    assert (how, calls, set(found)) == ("skus", 1 + 2, set(few))
+    many = held[:1100]  # 22 queries would cost more than 3 pages
+    calls, how, listed = read(many, "many.parquet")
+    assert (how, calls, set(listed)) == ("list", 3, set(many))
+    assert {s: listed[s] for s in few} == found
