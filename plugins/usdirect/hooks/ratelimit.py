@@ -20,7 +20,8 @@ from typing import Protocol
 _SAFETY = 0.9
 # The shared (Redis) schedule paces a little closer to the limit: it is there for throughput across
 # workers (within 10% of the limit), and still leaves 75 ms of jitter per request before any
-# 1-second window could hold one request too many (N requests take N / (rate * 0.93) > 1.075 s).
+# 1-second window could hold one request too many (N requests take N / (rate * 0.93) > 1.075 s);
+# its send-time guard (ratelimit_redis) keeps a worker that wakes late from using up that margin.
 _SHARED_SAFETY = 0.93
 
 
