@@ -272,3 +272,30 @@ def test_transient_feed_failures_keep_their_task_retries(make_env: Callable[...,
     assert run.state == "success", tries(run)
     assert tries(run)["fetch_feed"] == ("success", 2)
     assert env.alerts() == []
+
+
+def test_refused_platform_token_stops_shipment_and_invoice_delivery_instead_of_per_item_errors(
+    sandbox_factory: Callable[..., SandboxInfo], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from usdirect.hooks.errors import AuthenticationError
+    from usdirect.hooks.flxpoint import FlxpointHook
+    from usdirect.targets.orders_platform import deliver_invoices, deliver_shipments
+
+    sb = sandbox_factory(catalog_size=20)
+    conn = {**sb.connections()["flxpoint_default"], "password": "not-the-platform-token"}
+    monkeypatch.setenv(*conn_env_var("flxpoint_default", {**conn, "extra": {"max_attempts": 2}}))
+    shipment = {
+        "shipment_id": "SH-1",
+        "po_number": "PO-1",
+        "tracking_number": "1Z0001",
+        "status": "in_transit",
+        "ship_date": "2026-11-21",
+    }
+    invoice = {"invoice_number": "INV-1", "po_number": "PO-1", "status": "open", "total": "10.00"}
+
+    with pytest.raises(AuthenticationError, match=r"API Token rejected \(401\)"):
+        deliver_shipments(FlxpointHook(), [shipment, {**shipment, "shipment_id": "SH-2"}], {})
+    with pytest.raises(AuthenticationError, match=r"API Token rejected \(401\)"):
+        deliver_invoices(FlxpointHook(), [invoice], {})
+    posts = {k: v for k, v in sb.stats("flxpoint")["requests"].items() if k.startswith("POST")}
+    assert sum(sum(v.values()) for v in posts.values()) == 2, posts  # one refused call each, then stop

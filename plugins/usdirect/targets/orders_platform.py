@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Protocol
 
+from usdirect.errors import PermanentError
 from usdirect.hooks.errors import NotFoundError, UsDirectError
 
 SOURCE_NAME = "US Direct"
@@ -168,6 +169,8 @@ def deliver(
             f"the platform has no fulfillment request {body.get('fulfillmentRequestNumber')} ({exc}); "
             "create or restore the request on the platform, the next run delivers it again",
         )
+    except PermanentError:
+        raise  # a refused platform credential fails every item alike: stop now, without retries
     except UsDirectError as exc:
         return Delivery(key, None, None, "error", str(exc))
 
