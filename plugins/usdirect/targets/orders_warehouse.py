@@ -769,22 +769,6 @@ def open_pos_not_fully_shipped(wh: Warehouse, conn: Any, older_than: dt.datetime
     ]
 
 
-def open_pos_without_shipment(wh: Warehouse, conn: Any, older_than: dt.datetime) -> list[str]:
-    """Submitted POs sent before ``older_than`` that have no shipment yet (straggler lookups)."""
-    ensure_tables(wh, conn)
-    return [
-        r[0]
-        for r in wh.fetchall(
-            conn,
-            f"SELECT f.po_number FROM {wh.table(FR)} f WHERE f.status = %s AND f.submitted_at < %s "
-            "AND COALESCE(f.order_status, '') <> 'cancelled' "
-            f"AND NOT EXISTS (SELECT 1 FROM {wh.table(SHIPMENTS)} s WHERE s.po_number = f.po_number) "
-            "ORDER BY f.submitted_at",
-            (SUBMITTED, older_than),
-        )
-    ]
-
-
 # --- invoices ---------------------------------------------------------------------------------
 
 
