@@ -51,7 +51,7 @@ def send_orders(account_id: str) -> dict[str, int]:
         if decision.reason:
             log.warning("Send Orders sends nothing in this run: %s", decision.reason)
         template = load_template(run.cfg.template_path(run.account, "send_orders"))
-        ledger = _ledger_warehouse(run)
+        ledger = run.state_warehouse()  # also for platform-only accounts
         with ExitStack() as hooks:
             usdirect = hooks.enter_context(UsDirectHook(run.account.usdirect_conn_id))
             platform = None
@@ -95,16 +95,6 @@ def _run_type() -> str:
 
     run_type = getattr(get_current_context().get("dag_run"), "run_type", None)
     return str(getattr(run_type, "value", run_type) or "")
-
-
-def _ledger_warehouse(run: Any) -> Warehouse:
-    """The submission ledger lives in the account's warehouse connection, even for an account
-    whose only target is the platform (as the feed state and the publish ledger do)."""
-    from usdirect.targets.sql import Warehouse
-
-    return run.warehouse() or Warehouse.from_conn_id(
-        run.account.warehouse_conn_id, schema=run.cfg.warehouse.schema_
-    )
 
 
 def _count(run: Any, report: Any) -> dict[str, int]:
