@@ -185,3 +185,32 @@ def test_platform_is_read_the_cheaper_way(
     calls, how, listed = read(many, "many.parquet")
     assert (how, calls, set(listed)) == ("list", 3, set(many))
     assert {s: listed[s] for s in few} == found
+
+
+def test_sku_discontinued_on_first_sight_is_archived_where_the_platform_has_it(
+    make_env: Callable[..., Env],
+) -> None:
+    """After the first publish, a SKU that first appears already discontinued is sent archived: the
+    platform may hold it from elsewhere (here: created live by another integration)."""
+    from usdirect.hooks.flxpoint import FlxpointHook
+
+    env = make_env("duckdb", ["warehouse", "platform"], catalog_size=300)
+    assert env.run("usdirect_get_inventory").state == "success"
+    known = set(truth(env.sandbox))
+    env.sandbox.next_catalog_version(price=0.0, quantity=0.0, new=0.3, removed=0.0)
+    new_discontinued = sorted(
+        sku for sku, r in truth(env.sandbox).items() if sku not in known and r["archived"]
+    )
+    assert 0 < len(new_discontinued) <= 20
+    FlxpointHook().create_parents(
+        [
+            {"sku": sku, "title": "Listed elsewhere", "variants": [{"sku": sku, "cost": 1.0, "quantity": 4}]}
+            for sku in new_discontinued
+        ]
+    )
+    run = env.run("usdirect_get_inventory")
+    assert run.state == "success", env.task_states(run)
+    variants = _platform(env)
+    assert all(variants[s]["archived"] and variants[s]["quantity"] == 0 for s in new_discontinued)
+    assert _task_counts(env, run, "publish_inventory_platform")["archived"] == len(new_discontinued)
+    _assert_equal_to(env, _warehouse_intent(env))

@@ -266,7 +266,11 @@ def publish_inventory_platform(
                 found = reconcile_ledger(client, wh, account_id, run.run_id, feed, tmp, intent=intent)
                 run.record.counts["reconciled"] = found.as_dict()
             absence = _absence(run, mapped) if full else None
-            plan = plan_publish(wh, account_id, feed, tmp, writable, full=full, absence=absence)
+            # SKUs discontinued on first sight are sent archived in case the platform has them
+            # (after a reconcile the ledger already knows which it lacks).
+            plan = plan_publish(
+                wh, account_id, feed, tmp, writable, full=full, absence=absence, archive_unseen=full
+            )
             run.record.counts.update(
                 planned_calls=plan.calls, unchanged=plan.unchanged, deferred=plan.deferred
             )

@@ -71,7 +71,7 @@ class Plan:
     archived: int
     created: int
     unchanged: int
-    deferred: int  # new SKUs not created: changes-only rows, archived SKUs, or sync_inventory off
+    deferred: int  # new SKUs not sent: changes-only rows, archived SKUs unless archive_unseen, switches off
     missing: int = 0  # ledger SKUs the full feed lacks that are not archived yet
 
     @property
@@ -129,12 +129,18 @@ def plan_publish(
     full: bool,
     absence: Absence | None = None,
     now: dt.datetime | None = None,
+    archive_unseen: bool = False,
 ) -> Plan:
     """Compare the mapped rows with the ledger and write the rows to send into ``workdir``.
 
     ``full``: the feed lists the whole catalog, so ledger SKUs it lacks are marked missing and
     archived when ``absence`` says so (``None``: at once). Otherwise the rows are changes: only SKUs
     already published are updated, and only with newer changes.
+
+    ``archive_unseen``: SKUs the feed lists as archived that the ledger lacks (discontinued on
+    first sight) are sent archived as well: the platform may hold them from before this
+    integration. It answers ``notFound`` for the others, and the ledger remembers them either way,
+    so each is sent once (a reconcile records the ones the platform lacks, so they are not sent).
     """
     absence = absence or archive_at_once()
     now = now or dt.datetime.now(dt.UTC)
@@ -155,7 +161,8 @@ def plan_publish(
             _engine_table(wh, conn, engine, "_usd_ledger", query)
             engine.execute(f"CREATE OR REPLACE TEMP VIEW _usd_pub AS SELECT * FROM {feed_source(mapped)}")
             due = absence.due_sql("l.missing_feed_seq", "l.missing_since", now) if can_archive else "FALSE"
-            plan = _write_plan(engine, workdir, fields, can_create, can_archive, full, due)
+            unseen = can_archive and archive_unseen
+            plan = _write_plan(engine, workdir, fields, can_create, can_archive, full, due, unseen)
             if can_archive:  # without the archived switch nothing is archived, so nothing is missing
                 plan = _mark_missing(wh, conn, engine, account, absence, now, plan, due)
             return plan
@@ -229,6 +236,7 @@ def _write_plan(
     can_archive: bool,
     full: bool,
     due: str = "TRUE",
+    unseen: bool = False,
 ) -> Plan:
     differs = " OR ".join(f"l.{f} IS DISTINCT FROM p.{f}" for f in fields) or "FALSE"
     newer = "TRUE" if full else "(l.source_updated_at IS NULL OR p.source_updated_at > l.source_updated_at)"
@@ -241,15 +249,20 @@ def _write_plan(
             " UNION ALL SELECT l.sku, l.cost, l.msrp, l.map, 0, TRUE, l.source_updated_at, 'archive' "
             f"FROM _usd_ledger l ANTI JOIN _usd_pub p ON p.sku = l.sku WHERE NOT l.archived AND ({due})"
         )
+    if unseen:
+        updates += (
+            " UNION ALL SELECT p.sku, p.cost, p.msrp, p.map, p.quantity, TRUE, p.source_updated_at, "
+            "'archive_new' FROM _usd_pub p ANTI JOIN _usd_ledger l ON l.sku = p.sku WHERE p.archived"
+        )
     new = "SELECT p.* FROM _usd_pub p ANTI JOIN _usd_ledger l ON l.sku = p.sku"
     creates = f"{new} WHERE {'NOT p.archived' if can_create else 'FALSE'}"
     workdir.mkdir(parents=True, exist_ok=True)
     paths = {"updates": workdir / "publish-updates.parquet", "creates": workdir / "publish-creates.parquet"}
     for name, sql in (("updates", updates), ("creates", creates)):
         engine.execute(f"COPY ({sql} ORDER BY sku) TO {sql_literal(str(paths[name]))} (FORMAT parquet)")
-    n_update, n_archive = engine.execute(
-        "SELECT count(*) FILTER (WHERE _kind = 'update'), count(*) FILTER (WHERE _kind = 'archive') "
-        f"FROM {parquet_source(paths['updates'])}"
+    n_update, n_archive, n_unseen = engine.execute(
+        "SELECT count(*) FILTER (WHERE _kind = 'update'), count(*) FILTER (WHERE _kind = 'archive'), "
+        f"count(*) FILTER (WHERE _kind = 'archive_new') FROM {parquet_source(paths['updates'])}"
     ).fetchall()[0]
     n_create = engine.execute(f"SELECT count(*) FROM {parquet_source(paths['creates'])}").fetchall()[0][0]
     n_new, total = engine.execute(
@@ -259,10 +272,10 @@ def _write_plan(
         updates=paths["updates"],
         creates=paths["creates"],
         updated=int(n_update),
-        archived=int(n_archive),
+        archived=int(n_archive) + int(n_unseen),
         created=int(n_create),
         unchanged=int(total) - int(n_update) - int(n_new),
-        deferred=int(n_new) - int(n_create),
+        deferred=int(n_new) - int(n_create) - int(n_unseen),
     )
 
 
@@ -290,7 +303,7 @@ def publish(
         absent = [r for r in batch if r["sku"] in not_found]
         _record(wh, account, run_id, [r for r in batch if r["sku"] not in not_found or r["archived"]])
         counts.updated += sum(1 for r in batch if r["_kind"] == "update" and r["sku"] not in not_found)
-        counts.archived += sum(1 for r in batch if r["_kind"] == "archive" and r["sku"] not in not_found)
+        counts.archived += sum(1 for r in batch if r["_kind"] != "update" and r["sku"] not in not_found)
         counts.not_found += len(absent)
         missing.extend(r["sku"] for r in absent if not r["archived"])
     creates: Iterator[dict] = _read_rows(plan.creates)

@@ -143,7 +143,10 @@ def reconcile_ledger(
             ensure_reconciles(wh, conn)
             query = f"SELECT {_LEDGER_READ} FROM {wh.table(LEDGER)} WHERE account = {sql_literal(account)}"
             _pull(wh, conn, engine, "_usd_ledger", query)
-        engine.execute(f"CREATE TEMP VIEW _usd_pub AS SELECT sku, archived FROM {feed_source(mapped)}")
+        engine.execute(
+            "CREATE TEMP VIEW _usd_pub AS SELECT sku, archived, cost, msrp, map, quantity, source_updated_at "
+            f"FROM {feed_source(mapped)}"
+        )
         _intent_table(engine, intent, account)
         engine.execute(
             "CREATE TEMP TABLE _usd_ours AS SELECT sku FROM _usd_pub UNION SELECT sku FROM _usd_ledger "
@@ -231,7 +234,9 @@ def _variants(rows: list[dict]) -> pa.Table:
 
 def _rebuild(engine: Any, variants: Path, workdir: Path) -> tuple[int, int]:
     """``_usd_new_ledger``: our SKUs as the platform holds them. A row the ledger had keeps its
-    missing-feed marks; a new row of a SKU the feed lacks takes the warehouse's."""
+    missing-feed marks; a new row of a SKU the feed lacks takes the warehouse's. SKUs the feed
+    lists as archived that the platform lacks are recorded as archived (as a ``notFound`` answer
+    to an archive is), so later runs do not send them."""
     money = "DECIMAL(12,2)"
     engine.execute(
         f"""CREATE TEMP TABLE _usd_platform AS
@@ -254,13 +259,16 @@ SELECT p.sku, p.cost, p.msrp, p.map, p.quantity, p.archived, l.source_updated_at
 FROM _usd_platform p
 LEFT JOIN _usd_ledger l ON l.sku = p.sku
 LEFT JOIN (SELECT DISTINCT sku FROM _usd_pub) f ON f.sku = p.sku
-LEFT JOIN _usd_intent i ON i.sku = p.sku"""
+LEFT JOIN _usd_intent i ON i.sku = p.sku
+UNION ALL
+SELECT f.sku, f.cost, f.msrp, f.map, f.quantity, TRUE, f.source_updated_at, NULL, NULL
+FROM _usd_pub f ANTI JOIN _usd_platform p ON p.sku = f.sku WHERE f.archived"""
     )
     differs = " OR ".join(
         f"n.{c} IS DISTINCT FROM l.{c}" for c in ("cost", "msrp", "map", "quantity", "archived")
     )
     on_platform, corrected = engine.execute(
-        f"""SELECT (SELECT count(*) FROM _usd_new_ledger),
+        f"""SELECT (SELECT count(*) FROM _usd_platform),
   (SELECT count(*) FROM _usd_new_ledger n FULL JOIN _usd_ledger l ON l.sku = n.sku
    WHERE n.sku IS NULL OR l.sku IS NULL OR {differs})"""
     ).fetchall()[0]
