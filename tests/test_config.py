@@ -34,7 +34,12 @@ def test_bundled_config_defaults() -> None:
 def test_second_account_gets_qualified_dag_ids_and_own_template(tmp_path: Path) -> None:
     def add(raw: dict) -> None:
         raw["accounts"].append(
-            {"id": "west", "usdirect_conn_id": "usdirect_west", "templates": {"get_inventory": "west.yaml"}}
+            {
+                "id": "west",
+                "usdirect_conn_id": "usdirect_west",
+                "warehouse_schema": "west",
+                "templates": {"get_inventory": "west.yaml"},
+            }
         )
 
     cfg = load_config(_write(tmp_path, add))

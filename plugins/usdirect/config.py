@@ -52,6 +52,9 @@ class Account(_Strict):
     usdirect_conn_id: str = "usdirect_default"
     pool_slots: int = Field(default=3, ge=1, le=64)
     warehouse_conn_id: str = "usdirect_warehouse"
+    # This account's tables in a schema of their own on a warehouse connection that other accounts
+    # use too (default: `warehouse.schema`); order, shipment and invoice tables are not keyed by account.
+    warehouse_schema: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
     flxpoint_conn_id: str = "flxpoint_default"
     targets: tuple[Target, ...] = ("warehouse",)
     templates: dict[str, str] = Field(default_factory=dict)
@@ -213,6 +216,10 @@ class Config(_Strict):
         home = os.environ.get("AIRFLOW_HOME", str(Path.home() / "airflow"))
         return str(Path(home) / "usdirect-staging")
 
+    def warehouse_schema(self, account: Account) -> str | None:
+        """The schema of the account's tables: its own ``warehouse_schema``, else ``warehouse.schema``."""
+        return account.warehouse_schema or self.warehouse.schema_
+
     def pool(self, account: Account) -> str:
         """The Airflow pool capping the account's concurrent API-calling tasks."""
         return f"usdirect_{account.id}"
@@ -236,7 +243,8 @@ def default_config_path() -> Path:
 
 
 @lru_cache(maxsize=8)
-def _load(path: Path, mtime: float) -> Config:
+def _load(path: Path, version: tuple[int, int, int]) -> Config:
+    """Read and validate once per file version (modification time, size, inode), not per DAG."""
     try:
         located = load_located_yaml(path)  # refuses duplicate keys, records each key's line
     except TemplateError as exc:
@@ -273,13 +281,41 @@ def _account_issues(cfg: Config, located: LocatedYaml) -> list[TemplateIssue]:
                 )
             )
         seen.add(account.id)
+    return issues + _shared_warehouse_issues(cfg, located)
+
+
+def _shared_warehouse_issues(cfg: Config, located: LocatedYaml) -> list[TemplateIssue]:
+    """Refuse two accounts on one warehouse connection and schema.
+
+    Fulfillment requests, shipments and invoices are keyed by PO, shipment and invoice number, not
+    by account: two accounts sharing those tables would submit each other's orders.
+    """
+    issues, owner = [], {}
+    for index, account in enumerate(cfg.accounts):
+        place = (account.warehouse_conn_id, cfg.warehouse_schema(account))
+        first = owner.setdefault(place, account.id)
+        if first == account.id:
+            continue
+        schema = f"schema {place[1]!r}" if place[1] else "its default schema"
+        issues.append(
+            issue_at(
+                located,
+                ("accounts", index, "warehouse_conn_id"),
+                f"account {account.id!r} shares warehouse connection {place[0]!r} and {schema} with "
+                f"account {first!r}: order, shipment and invoice tables are not keyed by account, so "
+                "one account would send or overwrite the other's orders",
+                f"give account {account.id!r} its own `warehouse_schema:` (e.g. usdirect_{account.id}) "
+                "or its own warehouse_conn_id",
+            )
+        )
     return issues
 
 
 def load_config(path: str | Path | None = None) -> Config:
-    """Load and validate the config (cached per file and modification time)."""
+    """Load and validate the config; a DAG file's accounts share one read, an edit is read anew."""
     p = Path(path) if path else default_config_path()
     if not p.exists():
         raise ConfigError(f"usdirect config not found at {p}: set USDIRECT_CONFIG or create the file")
     p = p.resolve()
-    return _load(p, p.stat().st_mtime)
+    stat = p.stat()  # an edit changes mtime or size; an editor's atomic save also the inode
+    return _load(p, (stat.st_mtime_ns, stat.st_size, stat.st_ino))

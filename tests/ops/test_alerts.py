@@ -104,7 +104,7 @@ def _config(tmp_path: Path, channels: list[dict]) -> Path:
         op["template"] = str(REPO / "include" / op["template"])
     raw["accounts"] = [
         {**raw["accounts"][0], "id": "main"},
-        {"id": "east", "usdirect_conn_id": "usdirect_east", "pool_slots": 1},
+        {"id": "east", "usdirect_conn_id": "usdirect_east", "pool_slots": 1, "warehouse_schema": "east"},
     ]
     raw["alerts"] = {"on_failure": True, "needs_attention": True, "channels": channels}
     raw["staging"] = {"url": str(tmp_path / "staging")}

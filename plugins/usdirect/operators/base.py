@@ -70,7 +70,7 @@ class OperationRun:
             from usdirect.targets.sql import Warehouse
 
             self._warehouse = Warehouse.from_conn_id(
-                self.account.warehouse_conn_id, schema=self.cfg.warehouse.schema_
+                self.account.warehouse_conn_id, schema=self.cfg.warehouse_schema(self.account)
             )
         return self._warehouse
 
@@ -128,7 +128,7 @@ class OperationRun:
         from usdirect.targets.sql import Warehouse
 
         return self.warehouse() or Warehouse.from_conn_id(
-            self.account.warehouse_conn_id, schema=self.cfg.warehouse.schema_
+            self.account.warehouse_conn_id, schema=self.cfg.warehouse_schema(self.account)
         )
 
     def _watermark(self) -> dt.datetime | None:

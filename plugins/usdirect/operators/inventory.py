@@ -40,7 +40,7 @@ def _state_warehouse(run: OperationRun) -> Warehouse:
     from usdirect.targets.sql import Warehouse
 
     return run.warehouse() or Warehouse.from_conn_id(
-        run.account.warehouse_conn_id, schema=run.cfg.warehouse.schema_
+        run.account.warehouse_conn_id, schema=run.cfg.warehouse_schema(run.account)
     )
 
 
