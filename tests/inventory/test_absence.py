@@ -134,3 +134,41 @@ def test_a_short_feed_through_the_dag_archives_nothing(make_env: Callable[..., E
     assert {v["sku"] for v in env.sandbox.platform("variants") if not v["archived"]} == platform_live
     after = env.run("usdirect_get_inventory")  # nothing missing any more: validators kept, so a 304
     assert after.state == "success" and env.task_states(after)["fetch_feed"] == "skipped"
+
+
+def test_tables_of_an_earlier_release_gain_the_new_columns(wh: Warehouse, tmp_path: Path) -> None:
+    """An existing deployment upgrades in place: its tables get the columns on the next run."""
+    from usdirect.targets.inventory_platform import LEDGER
+
+    with wh.connect() as conn:
+        wh.execute(
+            conn,
+            f"CREATE TABLE {wh.table(iw.INVENTORY)} (account TEXT NOT NULL, {iw._mapped_ddl()}, "
+            "archived_at TIMESTAMPTZ, row_hash BIGINT NOT NULL, first_seen_at TIMESTAMPTZ NOT NULL, "
+            "last_changed_at TIMESTAMPTZ NOT NULL, run_id TEXT NOT NULL)",
+        )
+        wh.execute(
+            conn,
+            f"CREATE TABLE {wh.table(iw.FEED_STATE)} (account TEXT NOT NULL, feed TEXT NOT NULL, etag TEXT, "
+            "last_modified TEXT, sku_count BIGINT NOT NULL, run_id TEXT NOT NULL, "
+            "loaded_at TIMESTAMPTZ NOT NULL)",
+        )
+        wh.execute(
+            conn,
+            f"CREATE TABLE {wh.table(LEDGER)} (account TEXT NOT NULL, sku TEXT NOT NULL, cost DECIMAL(12,2), "
+            "msrp DECIMAL(12,2), map DECIMAL(12,2), quantity BIGINT, archived BOOLEAN NOT NULL, "
+            "source_updated_at TIMESTAMPTZ, run_id TEXT NOT NULL, published_at TIMESTAMPTZ NOT NULL)",
+        )
+        wh.execute(
+            conn,
+            f"INSERT INTO {wh.table(iw.FEED_STATE)} VALUES ('main', 'inventory', NULL, NULL, 10, 'r0', %s)",
+            (NOW,),
+        )
+    full, short = _feeds()
+    v_full, v_short = mapped_file(tmp_path, full, "full"), mapped_file(tmp_path, short, "short")
+    assert iw.get_feed_state(wh, "main").feed_seq == 0  # type: ignore[union-attr]
+    iw.load_full(wh, "main", "r1", v_full, NOW, Absence(1))
+    adopt_published(wh, "main", "adopt", v_full)
+    assert iw.load_full(wh, "main", "r2", v_short, NOW, Absence(2)).missing == 2
+    assert plan_publish(wh, "main", v_short, tmp_path / "p", WRITABLE, True, Absence(2), NOW).missing == 2
+    assert inventory(wh)["USD-9"]["pending_full_feed"] is False
