@@ -159,6 +159,9 @@ def test_tables_of_an_earlier_release_gain_the_new_columns(wh: Warehouse, tmp_pa
             "msrp DECIMAL(12,2), map DECIMAL(12,2), quantity BIGINT, archived BOOLEAN NOT NULL, "
             "source_updated_at TIMESTAMPTZ, run_id TEXT NOT NULL, published_at TIMESTAMPTZ NOT NULL)",
         )
+        for table, index in ((iw.INVENTORY, "account_sku_uq"), (LEDGER, "uq"), (iw.FEED_STATE, "uq")):
+            keys = "account, feed" if table == iw.FEED_STATE else "account, sku"
+            wh.execute(conn, f"CREATE UNIQUE INDEX {table}_{index} ON {wh.table(table)} ({keys})")
         wh.execute(
             conn,
             f"INSERT INTO {wh.table(iw.FEED_STATE)} VALUES ('main', 'inventory', NULL, NULL, 10, 'r0', %s)",
