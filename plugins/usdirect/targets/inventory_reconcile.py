@@ -156,7 +156,7 @@ def reconcile_ledger(
         counts = ReconcileCounts(our_skus=len(skus))
         variants = workdir / "platform-variants.parquet"
         counts.read_calls, counts.strategy = _read_platform(client, skus, variants)
-        counts.on_platform, counts.ledger_corrected = _rebuild(engine, variants, workdir)
+        counts.on_platform, counts.ledger_corrected = _rebuild(engine, variants)
         _replace_ledger(wh, engine, account, run_id, now, counts)
     finally:
         engine.close()
@@ -232,7 +232,7 @@ def _variants(rows: list[dict]) -> pa.Table:
     )
 
 
-def _rebuild(engine: Any, variants: Path, workdir: Path) -> tuple[int, int]:
+def _rebuild(engine: Any, variants: Path) -> tuple[int, int]:
     """``_usd_new_ledger``: our SKUs as the platform holds them. A row the ledger had keeps its
     missing-feed marks; a new row of a SKU the feed lacks takes the warehouse's. SKUs the feed
     lists as archived that the platform lacks are recorded as archived (as a ``notFound`` answer
