@@ -19,6 +19,7 @@ from usdirect.mapping.kernels import (
     cast_text,
     format_columns,
     join_skipping_nulls,
+    strip,
     strip_control,
 )
 
@@ -176,7 +177,7 @@ def _input(plan: FieldPlan, columns: dict[str, pa.Array], n: int) -> pa.Array:
     if plan.how == "constant":
         return pa.repeat(pa.scalar(plan.constant, pa.string()), n)
     if plan.how == "sources":
-        arrays = [blank_to_null(pc.utf8_trim_whitespace(columns[c])) for c in plan.columns]
+        arrays = [blank_to_null(strip(columns[c])) for c in plan.columns]
         return join_skipping_nulls(arrays, plan.join)
     parts = [columns[p[0]] if isinstance(p, tuple) else p for p in plan.parts]
     return format_columns(parts)

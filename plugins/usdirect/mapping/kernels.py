@@ -58,6 +58,29 @@ def strip_control(arr: pa.Array) -> pa.Array:
     return pc.replace_substring_regex(arr, CONTROL_CHARS, "")
 
 
+def strip(arr: pa.Array) -> pa.Array:
+    """``utf8_trim_whitespace``, skipped when no value can start or end with whitespace.
+
+    Every character it removes (Python's ``str.isspace``) is ASCII below 0x21 or not ASCII at all,
+    so a value whose first and last bytes are printable ASCII stays as it is. Looking at those two
+    bytes per value costs a few percent of the trim, which rewrites every value of every column (a
+    third of the mapping time of a clean feed).
+    """
+    if not pa.types.is_string(arr.type) or isinstance(arr, pa.ChunkedArray) or len(arr) == 0:
+        return pc.utf8_trim_whitespace(arr)
+    _validity, offsets_buf, data_buf = arr.buffers()
+    offsets = np.frombuffer(offsets_buf, dtype=np.int32)[arr.offset : arr.offset + len(arr) + 1]
+    starts, ends = offsets[:-1], offsets[1:]
+    filled = starts < ends  # empty values (and nulls) have nothing to trim
+    if not filled.any():
+        return arr
+    data = np.frombuffer(data_buf, dtype=np.uint8)
+    first, last = data[starts[filled]], data[ends[filled] - 1]
+    if ((first < 0x21) | (first > 0x7F) | (last < 0x21) | (last > 0x7F)).any():
+        return pc.utf8_trim_whitespace(arr)
+    return arr
+
+
 def null_like(arr: pa.Array) -> pa.Scalar:
     return pa.scalar(None, type=arr.type)
 
@@ -115,6 +138,8 @@ def remove_prefix(arr: pa.Array, prefix: str) -> pa.Array:
 
 def remove_suffix(arr: pa.Array, suffix: str) -> pa.Array:
     has = pc.ends_with(arr, suffix)
+    if not pc.any(has).as_py():
+        return arr  # the common case (no capped quantity in the batch): nothing to rewrite
     return pc.if_else(has, pc.utf8_slice_codeunits(arr, 0, -len(suffix)), arr)
 
 
@@ -122,10 +147,23 @@ def parse_currency(arr: pa.Array) -> pa.Array:
     """'$1,299.00' → '1299.00' (also '$ 5'); only rewrites batches that contain a '$' or ','."""
     changed = False
     for symbol in ("$", ","):
-        if pc.any(pc.match_substring(arr, symbol)).as_py():
+        if _may_contain(arr, symbol) and pc.any(pc.match_substring(arr, symbol)).as_py():
             arr = pc.replace_substring(arr, symbol, "")
             changed = True
-    return pc.utf8_trim_whitespace(arr) if changed else arr
+    return strip(arr) if changed else arr
+
+
+def _may_contain(arr: pa.Array, symbol: str) -> bool:
+    """False when no value of a text array holds the ASCII ``symbol`` (one byte scan of the values'
+    bytes, several times faster than a substring search); True when one may."""
+    if not pa.types.is_string(arr.type) or isinstance(arr, pa.ChunkedArray) or len(arr) == 0:
+        return True
+    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int32)[arr.offset : arr.offset + len(arr) + 1]
+    data = arr.buffers()[2]
+    if data is None or offsets[-1] == offsets[0]:
+        return False
+    values = np.frombuffer(data, dtype=np.uint8)[offsets[0] : offsets[-1]]
+    return bool((values == ord(symbol)).any())
 
 
 def uncap(arr: pa.Array) -> pa.Array:

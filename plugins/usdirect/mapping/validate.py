@@ -322,7 +322,7 @@ class _Compiler:
             self.issue(path, f"`{name}: false` does nothing", f"remove the `{name}` transform")
             return None
         simple: dict[str, Callable[[pa.Array], pa.Array]] = {
-            "strip": pc.utf8_trim_whitespace,
+            "strip": kernels.strip,
             "currency": kernels.parse_currency,
             "capped": kernels.uncap,
         }
