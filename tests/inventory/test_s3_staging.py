@@ -111,3 +111,22 @@ def test_full_feed_stages_through_s3(
     default = Path(os.environ["AIRFLOW_HOME"]) / "usdirect-staging" / "usdirect_get_inventory" / run_folder
     assert not default.exists()
     assert not (env.tmp / "staging").exists()
+
+
+def test_unchanged_feed_skips_with_staging_on_s3(
+    make_env: Callable[..., Env],
+    s3: Any,
+    s3_endpoint: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A 304 writes no feed file: the run skips as it does with local staging, uploading nothing
+    (found by the CeleryExecutor e2e, where a scheduled run delivered the feed just before)."""
+    env = make_env("duckdb", ["warehouse"], catalog_size=50)
+    _stage_on_s3(monkeypatch, s3_endpoint)
+    assert env.run("usdirect_get_inventory").state == "success"
+    staged = _objects(s3)
+
+    again = env.run("usdirect_get_inventory")
+    states = env.task_states(again)
+    assert again.state == "success" and states["fetch_feed"] == "skipped", states
+    assert _objects(s3) == staged

@@ -26,7 +26,10 @@ def _local(path: Any) -> Path | None:
 
 @contextmanager
 def writing(dest: Any) -> Iterator[Path]:
-    """Yield a local path to write; it lands at ``dest`` when the block succeeds."""
+    """Yield a local path to write; it lands at ``dest`` when the block succeeds.
+
+    A block that wrote nothing (a 304 from the feed download) uploads nothing, as nothing appears
+    in a local staging folder either."""
     local = _local(dest)
     if local is not None:
         local.parent.mkdir(parents=True, exist_ok=True)
@@ -35,6 +38,8 @@ def writing(dest: Any) -> Iterator[Path]:
     with tempfile.TemporaryDirectory(prefix="usdirect-") as tmp:
         path = Path(tmp) / dest.name
         yield path
+        if not path.exists():
+            return
         with path.open("rb") as src, dest.open("wb") as out:
             shutil.copyfileobj(src, out, _COPY_CHUNK)
 
