@@ -21,11 +21,13 @@ SUITES = {
     "mapping": ("benchmarks.bench_mapping", {"rows": 1_000_000}),
     "inventory": ("benchmarks.bench_inventory", {"sizes": [100_000, 1_000_000]}),
     "pacing": ("benchmarks.bench_pacing", {"processes": 4, "seconds": 15.0}),
+    "parse": ("benchmarks.bench_parse", {"accounts": 200, "repeats": 3}),
 }
 QUICK = {
     "mapping": {"rows": 20_000},
     "inventory": {"sizes": [20_000]},
     "pacing": {"processes": 4, "seconds": 5.0},
+    "parse": {"accounts": 20, "repeats": 1},
 }
 
 

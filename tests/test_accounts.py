@@ -118,6 +118,24 @@ def test_every_task_of_an_account_runs_in_that_accounts_pool(
     assert len(bag.dags) == 15
 
 
+def test_dag_params_declare_draft_07_and_still_refuse_bad_values(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow.sdk.exceptions import ParamValidationError
+
+    from usdirect.dag_factory import PARAM_DRAFT
+
+    monkeypatch.setenv("USDIRECT_CONFIG", str(accounts_settings(tmp_path, 2)))
+    dag = _bag(DAGS / "usdirect_send_orders.py").dags["usdirect_a001_send_orders"]
+    # Checking a draft-07 schema costs a quarter of a draft 2020-12 one (benchmarks/bench_parse.py).
+    assert {p.schema["$schema"] for p in dag.params.values()} == {PARAM_DRAFT}
+    assert dag.params.validate() == {"dry_run": False, "po_numbers": [], "confirm": False, "max_orders": None}
+    for name, bad in (("max_orders", 0), ("po_numbers", [7]), ("dry_run", "yes")):
+        with pytest.raises(ParamValidationError):
+            dag.params.get_param(name).resolve(bad)
+    assert dag.params.get_param("max_orders").resolve(3) == 3
+
+
 def test_two_accounts_on_one_warehouse_connection_and_schema_are_refused(tmp_path: Path) -> None:
     settings = accounts_settings(tmp_path, 3)
     text = settings.read_text()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 
-from airflow.sdk import DAG, CronDataIntervalTimetable
+from airflow.sdk import DAG, CronDataIntervalTimetable, Param
 
 from usdirect.config import WINDOWED, Account, Config, load_config
 from usdirect.notifications import UsDirectFailureNotifier
@@ -29,6 +29,21 @@ DOCS = {
 }
 
 Define = Callable[[Config, Account], None]
+
+# Airflow validates every Param of every task several times per parse (DAG init, serialization),
+# each time checking the schema itself against its metaschema first: against draft 2020-12 (the
+# default) that check dominated parsing 200 accounts; against draft-07 it costs a quarter.
+PARAM_DRAFT = "http://json-schema.org/draft-07/schema#"
+
+
+def _params(define: Define) -> dict[str, object]:
+    """The operation's Params, each declaring the draft-07 metaschema (what our schemas use)."""
+    params: dict[str, object] = {}
+    for name, param in dict(getattr(define, "params", {})).items():
+        if isinstance(param, Param) and "$schema" not in param.schema:
+            param = Param(param.value, param.description, schema={"$schema": PARAM_DRAFT, **param.schema})
+        params[name] = param
+    return params
 
 
 def _schedule(operation: str, cron: str | None) -> object:
@@ -66,7 +81,7 @@ def build_dags(operation: str, define: Define) -> dict[str, DAG]:
             catchup=False,
             max_active_runs=1,
             tags=["usdirect", operation, f"account:{account.id}"],
-            params=dict(getattr(define, "params", {})),
+            params=_params(define),
             default_args=default_args,
             doc_md=f"**{dag_id}** — {DOCS[operation]}\n\nAccount `{account.id}`, "
             f"connection `{account.usdirect_conn_id}`, targets {', '.join(cfg.targets(account))}.",
