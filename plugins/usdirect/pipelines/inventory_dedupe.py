@@ -9,6 +9,7 @@ reasons group in ``SELECT reason, count(*) FROM usdirect_rejects``.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,30 +47,43 @@ _DICTIONARY_COLUMNS = [
 
 
 @dataclass(frozen=True)
+class Hashed:
+    """Mapped batches that already carry ``row_hash`` (the feed transform hashes each chunk as it
+    maps it): written as they come, without another pass through DuckDB."""
+
+    schema: pa.Schema
+    batches: Iterable[pa.RecordBatch]
+
+
+@dataclass(frozen=True)
 class Deduped:
     skus: int
     duplicates: pa.Table  # rejects (STORED_REJECT_SCHEMA, with kept_row_number) for the losing rows
 
 
 def dedupe_and_hash(
-    parts: pa.RecordBatchReader | Path,
+    parts: pa.RecordBatchReader | Path | Hashed,
     out: Path,
     operation: str = "inventory",
     metadata: dict[str, str] | None = None,
 ) -> Deduped:
     """Write ``out`` = one row per SKU with ``row_hash`` (and ``_row``, the source row number).
 
-    ``parts`` is streamed (an Arrow reader of mapped batches, or a Parquet file): the common case, a
-    feed without duplicates, costs one pass; only a feed with duplicates is rewritten once more.
+    ``parts`` is streamed (an Arrow reader of mapped batches, a Parquet file, or ``Hashed`` batches
+    that carry their row hash already): the common case, a feed without duplicates, costs one
+    pass; only a feed with duplicates is rewritten once more.
     ``metadata`` is kept in the file's Parquet key-value metadata.
     """
     con = open_engine()
     try:
-        if isinstance(parts, Path):
-            con.execute(f"CREATE TEMP VIEW parts AS SELECT * FROM {parquet_source(parts)}")
+        if isinstance(parts, Hashed):
+            write_batches(parts.schema, parts.batches, out, metadata)
         else:
-            con.register("parts", parts)
-        write_hashed(con.sql(f"SELECT *, {row_hash_sql()} AS row_hash FROM parts"), out, metadata)
+            if isinstance(parts, Path):
+                con.execute(f"CREATE TEMP VIEW parts AS SELECT * FROM {parquet_source(parts)}")
+            else:
+                con.register("parts", parts)
+            write_hashed(con.sql(f"SELECT *, {row_hash_sql()} AS row_hash FROM parts"), out, metadata)
         rows, skus = con.execute(
             f"SELECT count(*), count(DISTINCT sku) FROM {parquet_source(out)}"
         ).fetchall()[0]
@@ -104,13 +118,29 @@ def _parquet_options(metadata: dict[str, str] | None) -> str:
 
 def write_hashed(rel: Any, out: Path, metadata: dict[str, str] | None = None) -> None:
     """Stream a DuckDB relation into ``out`` with Arrow's Parquet writer."""
-    reader = rel.to_arrow_reader(_ROW_GROUP)  # one batch, one row group
-    schema = reader.schema.with_metadata(metadata) if metadata else reader.schema
+    reader = rel.to_arrow_reader(_ROW_GROUP)
+    write_batches(reader.schema, reader, out, metadata)
+
+
+def write_batches(
+    schema: pa.Schema, batches: Iterable[pa.RecordBatch], out: Path, metadata: dict[str, str] | None = None
+) -> None:
+    """Write record batches into ``out``, gathered into row groups of about ``_ROW_GROUP`` rows
+    whatever the batches' size (each write of Arrow's writer closes a row group)."""
+    schema = schema.with_metadata(metadata) if metadata else schema
+    pending: list[pa.RecordBatch] = []
+    size = 0
     with pq.ParquetWriter(
         out, schema, compression="lz4", use_dictionary=_DICTIONARY_COLUMNS, write_statistics=False
     ) as writer:
-        for batch in reader:
-            writer.write_batch(batch)
+        for batch in batches:
+            pending.append(batch)
+            size += batch.num_rows
+            if size >= _ROW_GROUP:
+                writer.write_table(pa.Table.from_batches(pending, schema), row_group_size=size)
+                pending, size = [], 0
+        if pending:
+            writer.write_table(pa.Table.from_batches(pending, schema), row_group_size=size)
 
 
 def _duplicate_rejects(con: Any, operation: str) -> pa.Table:

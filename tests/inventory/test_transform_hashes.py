@@ -1,0 +1,85 @@
+"""The transform hashes each chunk beside its mapping: every row must carry its own hashes.
+
+``row_hash`` (what the loads compare) and ``_raw_hash`` (what the reuse matches) are computed per
+chunk of the feed and appended to the mapped rows; a chunk with rejects maps fewer rows than it
+read, so the raw hashes must be lined up by row number, not by position.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from sandbox.catalog import Catalog, write_catalog_csv
+from tests.conftest import REPO
+from tests.inventory.helpers import mapped_file, row
+from usdirect.mapping import load_template
+from usdirect.mapping.feed_reader import read_feed_batches
+from usdirect.pipelines import inventory_dedupe, inventory_transform
+from usdirect.pipelines.inventory_dedupe import ROW, Hashed, dedupe_and_hash, write_batches
+from usdirect.pipelines.inventory_reuse import RAW_HASH, raw_hash_sql
+from usdirect.pipelines.inventory_schema import row_hash_sql
+
+TEMPLATE = REPO / "include" / "mappings" / "inventory.yaml"
+
+
+def test_every_mapped_row_carries_the_hashes_of_its_own_values(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(inventory_transform, "CHUNK_ROWS", 256)  # many chunks, several with rejects
+    feed = tmp_path / "feed.csv"
+    write_catalog_csv(Catalog(3000, 11), feed, dirty=True)
+    template = load_template(TEMPLATE)
+    out = tmp_path / "mapped.parquet"
+    result = inventory_transform.transform_feed(feed, template, out, tmp_path / "rejects.parquet")
+    assert result.rejected > 0, "the dirty feed must reject rows, or the alignment goes untested"
+
+    raw = pa.concat_tables(
+        pa.Table.from_batches([fb.batch]).append_column(ROW, fb.row_numbers.cast(pa.int64()))
+        for fb in read_feed_batches(feed, template)
+    )
+    columns = list(template.source_columns)
+    con = duckdb.connect()
+    con.register("raw_rows", raw)
+    wrong_row_hash, wrong_raw_hash, rows = con.execute(
+        f"""SELECT count(*) FILTER (WHERE m.row_hash <> {row_hash_sql("m")}),
+               count(*) FILTER (WHERE m.{RAW_HASH} IS DISTINCT FROM r.h), count(*)
+        FROM read_parquet('{out}') m
+        LEFT JOIN (SELECT {ROW}, {raw_hash_sql(columns)} AS h FROM raw_rows) r ON r.{ROW} = m.{ROW}"""
+    ).fetchall()[0]
+    assert rows == result.skus > 2000
+    assert (wrong_row_hash, wrong_raw_hash) == (0, 0)
+
+
+def test_hashed_batches_are_written_as_given_and_still_deduplicated(tmp_path: Path) -> None:
+    rows = [row("1"), row("2", quantity=1), row("2", quantity=9)]
+    reference = pq.read_table(mapped_file(tmp_path, rows)).sort_by("sku")
+    # Row hashes the caller computed are kept as they are (no second pass recomputes them).
+    marked = reference.set_column(
+        reference.schema.get_field_index("row_hash"), "row_hash", pa.array([101, 102], pa.int64())
+    )
+    parts = pa.concat_tables([marked, marked.slice(1)])  # USD-2 twice: the later row number wins
+    parts = parts.set_column(parts.schema.get_field_index(ROW), ROW, pa.array([1, 2, 3], pa.int64()))
+    out = tmp_path / "hashed.parquet"
+    deduped = dedupe_and_hash(Hashed(parts.schema, parts.to_batches(max_chunksize=1)), out)
+    kept = {r["sku"]: (r["row_hash"], r[ROW]) for r in pq.read_table(out).to_pylist()}
+    assert kept == {"USD-1": (101, 1), "USD-2": (102, 3)}
+    assert deduped.skus == 2 and deduped.duplicates.num_rows == 1
+
+
+def test_small_batches_are_gathered_into_full_row_groups(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(inventory_dedupe, "_ROW_GROUP", 1000)
+    table = pa.table({"n": pa.array(range(4500), pa.int64())})
+    out = tmp_path / "groups.parquet"
+    write_batches(table.schema, table.to_batches(max_chunksize=300), out, {"usdirect.k": "v"})
+    meta = pq.ParquetFile(out).metadata
+    sizes = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
+    assert sizes == [1200, 1200, 1200, 900]  # each group closes at the first batch past 1,000 rows
+    assert pq.read_table(out).column("n").to_pylist() == list(range(4500))
+    assert pq.read_schema(out).metadata == {b"usdirect.k": b"v"}
