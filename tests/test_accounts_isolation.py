@@ -28,13 +28,14 @@ ACCOUNTS = {  # account id -> its usdirect connection id
 }
 
 
-def _settings(tmp_path: Path) -> Path:
+def _settings(tmp_path: Path, **account_templates: dict[str, str]) -> Path:
     raw = yaml.safe_load((REPO / "include" / "usdirect.yaml").read_text())
     for op in raw["operations"].values():
         op["template"] = str(REPO / "include" / op["template"])
     raw["accounts"] = [
         {"id": account, "usdirect_conn_id": conn_id, "targets": ["warehouse"]}
         | ({} if account == "main" else {"warehouse_schema": account})
+        | ({"templates": account_templates[account]} if account in account_templates else {})
         for account, conn_id in ACCOUNTS.items()
     ]
     channel = {"type": "http", "conn_id": "accounts_alerts", "endpoint": "/alerts"}
@@ -68,6 +69,19 @@ def accounts_env(
     )
     monkeypatch.setenv("USDIRECT_CONFIG", str(_settings(tmp_path)))
     return sb, webhook, warehouse
+
+
+def _broken_shipments_template(tmp_path: Path) -> tuple[Path, int]:
+    """A copy of the bundled shipments template with a misspelt key, and that key's line."""
+    folder = tmp_path / "east-mappings"
+    folder.mkdir()
+    (folder / "value_maps.yaml").write_text((REPO / "include" / "mappings" / "value_maps.yaml").read_text())
+    text = (REPO / "include" / "mappings" / "shipments.yaml").read_text()
+    old = "    source: shipment_id\n"
+    assert text.count(old) == 1
+    path = folder / "shipments.yaml"
+    path.write_text(text.replace(old, "    sorce: shipment_id\n"))
+    return path, text[: text.index(old)].count("\n") + 1
 
 
 def _dags() -> dict[str, Any]:
@@ -139,3 +153,36 @@ def test_broken_connections_fail_their_own_runs_with_an_alert_and_the_others_run
     assert _outcomes("gone") == [("gone", "failed")]
     assert set(_outcomes("main")) == {("main", "success")}
     assert set(_outcomes("west")) == {("west", "success")}
+
+
+def test_a_broken_template_of_one_account_fails_only_that_accounts_dag_at_once_with_an_alert(
+    accounts_env: tuple[SandboxInfo, WebhookReceiver, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sb, webhook, _ = accounts_env
+    template, line = _broken_shipments_template(tmp_path)
+    monkeypatch.setenv("USDIRECT_CONFIG", str(_settings(tmp_path, west={"get_shipments": str(template)})))
+
+    dags = _dags()  # no import error: the other accounts' DAGs of this file stay
+    west = dags["usdirect_west_get_shipments"]
+    assert west.task_ids == ["check_template"]
+    assert west.dag_display_name == "usdirect_west_get_shipments (template broken)"
+    assert "template-broken" in west.tags
+    assert f"{template}:{line}: unknown key 'sorce' in fields.shipment_id" in west.description
+    assert dags["usdirect_get_shipments"].task_ids == ["fetch_shipments", "load_shipments_warehouse"]
+
+    start = sb.clock_now()
+    broken = west.test(logical_date=start)
+    main = dags["usdirect_get_shipments"].test(logical_date=start)
+
+    assert _states(broken) == {"check_template": ("failed", 1)}
+    assert _states(main) == {"fetch_shipments": ("success", 1), "load_shipments_warehouse": ("success", 1)}
+    (alert,) = [r.json() for r in webhook.requests if r.path == "/alerts"]
+    assert alert["account"] == "west" and alert["dag_id"] == "usdirect_west_get_shipments"
+    assert alert["cause"] == "the mapping template cannot be used as written"
+    assert f"{template}:{line}: unknown key 'sorce'" in alert["text"]
+    assert _outcomes("west") == [("west", "failed")]
+
+    # Fixed before the next parse: the stand-in skips instead of reporting a template that is fine.
+    template.write_text(template.read_text().replace("    sorce: shipment_id", "    source: shipment_id"))
+    assert _states(west.test(logical_date=start))["check_template"][0] == "skipped"
+    assert _dags()["usdirect_west_get_shipments"].task_ids == ["fetch_shipments", "load_shipments_warehouse"]

@@ -8,13 +8,17 @@ and alerting conventions from ``include/usdirect.yaml``.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Callable
 
 from airflow.sdk import DAG, CronDataIntervalTimetable, Param
 
 from usdirect.config import WINDOWED, Account, Config, load_config
 from usdirect.notifications import UsDirectFailureNotifier
-from usdirect.template_check import check_templates
+from usdirect.operators.broken_template import check_template
+from usdirect.template_check import template_problems
+
+log = logging.getLogger(__name__)
 
 # WINDOWED operations fetch "what changed in this window": each run owns [data_interval_start, end),
 # so scheduled runs and backfills cover every window exactly once (the settings refuse @once there).
@@ -57,11 +61,18 @@ def _schedule(operation: str, cron: str | None) -> object:
 def build_dags(operation: str, define: Define) -> dict[str, DAG]:
     """Create the operation's DAG for every account; ``define`` adds the tasks inside the DAG."""
     cfg = load_config()
-    check_templates(cfg, operation)  # a broken template is an import error now, not a failed task later
+    # A broken template is an import error now, not a failed task later, when every account of the
+    # file uses it; when only some do, those accounts alone get a DAG that fails at once with it.
+    problems = template_problems(cfg, operation)
+    if len(problems) == len(cfg.accounts):
+        raise next(iter(problems.values()))
     op = cfg.operations[operation]
     dags: dict[str, DAG] = {}
     for account in cfg.accounts:
         dag_id = cfg.dag_id(account, operation)
+        problem = problems.get(account.id)
+        if problem is not None:
+            log.error("DAG %s runs no tasks until its template is fixed: %s", dag_id, problem)
         default_args: dict[str, object] = {
             "retries": cfg.tasks.retries,
             "retry_delay": dt.timedelta(seconds=cfg.tasks.retry_delay_seconds),
@@ -74,18 +85,26 @@ def build_dags(operation: str, define: Define) -> dict[str, DAG]:
             default_args["on_failure_callback"] = [
                 UsDirectFailureNotifier(account.id, operation, cfg.alerts.channels)
             ]
+        doc_md = (
+            f"**{dag_id}** — {DOCS[operation]}\n\nAccount `{account.id}`, "
+            f"connection `{account.usdirect_conn_id}`, targets {', '.join(cfg.targets(account))}."
+        )
         with DAG(
             dag_id=dag_id,
             schedule=_schedule(operation, op.schedule),
             start_date=START_DATE,
             catchup=False,
             max_active_runs=1,
-            tags=["usdirect", operation, f"account:{account.id}"],
+            tags=["usdirect", operation, f"account:{account.id}", *(["template-broken"] if problem else [])],
             params=_params(define),
             default_args=default_args,
-            doc_md=f"**{dag_id}** — {DOCS[operation]}\n\nAccount `{account.id}`, "
-            f"connection `{account.usdirect_conn_id}`, targets {', '.join(cfg.targets(account))}.",
+            doc_md=doc_md if problem is None else f"{doc_md}\n\n**Template broken:**\n\n```\n{problem}\n```",
+            dag_display_name=dag_id if problem is None else f"{dag_id} (template broken)",
+            description=None if problem is None else str(problem).splitlines()[0][:200],
         ) as dag:
-            define(cfg, account)
+            if problem is None:
+                define(cfg, account)
+            else:
+                check_template(operation, account.id)
         dags[dag_id] = dag
     return dags

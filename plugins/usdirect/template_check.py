@@ -7,8 +7,11 @@ shape is checked (no Arrow, no data) so parsing stays fast; tasks compile the te
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from usdirect.config import Account, Config, ConfigError
 from usdirect.config_errors import issue_at
+from usdirect.mapping.errors import TemplateError
 from usdirect.mapping.spec_check import check_template_spec
 from usdirect.mapping.yaml_lines import load_located_yaml
 
@@ -24,15 +27,40 @@ TEMPLATE_KIND = {
 
 def check_templates(cfg: Config, operation: str) -> None:
     """Raise ``ConfigError`` for a template file that is missing, ``TemplateError`` for a broken one."""
-    seen = set()
+    problems = template_problems(cfg, operation)
+    if problems:
+        raise next(iter(problems.values()))
+
+
+def template_problems(cfg: Config, operation: str) -> dict[str, ConfigError | TemplateError]:
+    """What is wrong with each account's template for ``operation``, by account id (each file is
+    checked once, however many accounts use it); accounts whose template is fine are left out."""
+    checked: dict[Path, ConfigError | TemplateError | None] = {}
+    problems: dict[str, ConfigError | TemplateError] = {}
     for index, account in enumerate(cfg.accounts):
         path = cfg.template_path(account, operation)
-        if path in seen:
-            continue
-        seen.add(path)
-        if not path.is_file():
-            raise _missing(cfg, account, index, operation)
-        check_template_spec(path, TEMPLATE_KIND[operation])
+        if path not in checked:
+            checked[path] = _problem(cfg, account, index, operation)
+        if (problem := checked[path]) is not None:
+            problems[account.id] = problem
+    return problems
+
+
+def account_template_problem(
+    cfg: Config, account: Account, operation: str
+) -> ConfigError | TemplateError | None:
+    """What is wrong with one account's template for ``operation`` now, or None."""
+    return _problem(cfg, account, cfg.accounts.index(account), operation)
+
+
+def _problem(cfg: Config, account: Account, index: int, operation: str) -> ConfigError | TemplateError | None:
+    if not cfg.template_path(account, operation).is_file():
+        return _missing(cfg, account, index, operation)
+    try:
+        check_template_spec(cfg.template_path(account, operation), TEMPLATE_KIND[operation])
+    except TemplateError as exc:
+        return exc
+    return None
 
 
 def _missing(cfg: Config, account: Account, index: int, operation: str) -> ConfigError:
