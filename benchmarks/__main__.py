@@ -53,6 +53,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--only", choices=sorted(SUITES), action="append", help="run only these suites")
     parser.add_argument("--quick", action="store_true", help="small sizes, to check the benchmarks work")
+    parser.add_argument(
+        "--sizes",
+        type=int,
+        nargs="+",
+        metavar="SKUS",
+        help="catalog sizes of the inventory suite (e.g. --sizes 10000000 for a supplier-wide catalog)",
+    )
+    parser.add_argument(
+        "--no-peers",
+        action="store_true",
+        help="inventory suite without the pandas and dlt peers (they hold the whole catalog in memory:"
+        " about 2 GB per million SKUs)",
+    )
+    parser.add_argument("--out", type=Path, help="write the JSON here instead of results/latest.json")
     args = parser.parse_args(argv)
     machine = describe()
     print(
@@ -64,6 +78,9 @@ def main(argv: list[str] | None = None) -> int:
         module, kwargs = SUITES[name]
         if args.quick:
             kwargs = QUICK[name]
+        if name == "inventory":
+            kwargs = {**kwargs, **({"sizes": args.sizes} if args.sizes else {})}
+            kwargs = {**kwargs, **({"peers": False} if args.no_peers else {})}
         result = importlib.import_module(module).run(**kwargs)
         report["suites"][name] = result
         print(f"\n== {name} ==")
@@ -71,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         for line in result.get("notes", []):
             print(f"  {line}")
     RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / ("quick.json" if args.quick else "latest.json")
+    out = args.out or RESULTS / ("quick.json" if args.quick else "latest.json")
     out.write_text(json.dumps(report, indent=2, default=str))
     print(f"\nwrote {out}")
     return 0
