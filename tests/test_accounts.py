@@ -118,7 +118,7 @@ def test_every_task_of_an_account_runs_in_that_accounts_pool(
     assert len(bag.dags) == 15
 
 
-def test_dag_params_declare_draft_07_and_still_refuse_bad_values(
+def test_dag_params_declare_draft_04_and_still_refuse_bad_values(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from airflow.sdk.exceptions import ParamValidationError
@@ -127,7 +127,7 @@ def test_dag_params_declare_draft_07_and_still_refuse_bad_values(
 
     monkeypatch.setenv("USDIRECT_CONFIG", str(accounts_settings(tmp_path, 2)))
     dag = _bag(DAGS / "usdirect_send_orders.py").dags["usdirect_a001_send_orders"]
-    # Checking a draft-07 schema costs a quarter of a draft 2020-12 one (benchmarks/bench_parse.py).
+    # Checking a draft-04 schema costs a fifth of a draft 2020-12 one (benchmarks/bench_parse.py).
     assert {p.schema["$schema"] for p in dag.params.values()} == {PARAM_DRAFT}
     assert dag.params.validate() == {"dry_run": False, "po_numbers": [], "confirm": False, "max_orders": None}
     for name, bad in (("max_orders", 0), ("po_numbers", [7]), ("dry_run", "yes")):
