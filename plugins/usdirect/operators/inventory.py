@@ -28,20 +28,10 @@ if TYPE_CHECKING:
     from usdirect.pipelines.inventory_absence import Absence
     from usdirect.pipelines.inventory_reuse import MappedFeed
     from usdirect.pipelines.inventory_transform import TransformResult
-    from usdirect.targets.sql import Warehouse
 
 FULL = "get_inventory"
 CHANGES = "get_inventory_changes"
 _LOOKBACK = dt.timedelta(days=1)  # a first run of the changes DAG without a data interval
-
-
-def _state_warehouse(run: OperationRun) -> Warehouse:
-    """Where feed state and the publish ledger live: the account's warehouse connection."""
-    from usdirect.targets.sql import Warehouse
-
-    return run.warehouse() or Warehouse.from_conn_id(
-        run.account.warehouse_conn_id, schema=run.cfg.warehouse_schema(run.account)
-    )
 
 
 def _template(run: OperationRun) -> Template:
@@ -131,7 +121,7 @@ def _reconcile_reason(run: OperationRun) -> str | None:
     if run.params.get("reconcile"):
         return "the Param reconcile is set"
     now = dt.datetime.now(dt.UTC)
-    return reconcile_due(_state_warehouse(run), run.account.id, run.settings.reconcile_every_days, now)
+    return reconcile_due(run.state_warehouse(), run.account.id, run.settings.reconcile_every_days, now)
 
 
 def _transformed(run: OperationRun, result: TransformResult) -> None:
@@ -157,7 +147,7 @@ def fetch_feed(account_id: str) -> dict[str, Any]:
     from usdirect.targets.inventory_warehouse import get_feed_state
 
     with operation_run(FULL, account_id) as run:
-        state = get_feed_state(_state_warehouse(run), account_id)
+        state = get_feed_state(run.state_warehouse(), account_id)
         reconcile = _reconcile_reason(run)
         validators = FeedValidators(state.etag, state.last_modified) if state and not reconcile else None
         if reconcile:
@@ -188,7 +178,7 @@ def map_feed(account_id: str, fetched: dict[str, Any]) -> dict[str, Any]:
 
     with operation_run(FULL, account_id) as run:
         template = _template(run)
-        state = get_feed_state(_state_warehouse(run), account_id)
+        state = get_feed_state(run.state_warehouse(), account_id)
         base_run = _base_run(run, state.run_id if state else None)
         with (
             staging.reading(run.staging("inventory", "feed.csv")) as feed,
@@ -256,7 +246,7 @@ def publish_inventory_platform(
 
     operation = FULL if stage == "inventory" else CHANGES
     with operation_run(operation, account_id) as run:
-        wh = _state_warehouse(run)
+        wh = run.state_warehouse()
         writable = frozenset(_template(run).writable_fields())
         full = operation == FULL
         client = FlxpointHook(run.account.flxpoint_conn_id)
@@ -316,7 +306,7 @@ def record_feed_state(account_id: str, mapped: dict[str, Any], delivered: list[d
             loaded_at=dt.datetime.now(dt.UTC),
             feed_seq=int(mapped.get("feed_seq") or 0),
         )
-        save_feed_state(_state_warehouse(run), account_id, state)
+        save_feed_state(run.state_warehouse(), account_id, state)
         run.record.counts.update(skus=state.sku_count, feed_seq=state.feed_seq, missing=missing)
 
 
