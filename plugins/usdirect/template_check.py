@@ -1,8 +1,10 @@
 """The mapping templates an operation's DAGs use, checked when the DAG file is parsed.
 
 A template edit with a typo used to surface only when a task ran, after its retries; checked here,
-it is an import error in the UI at once, naming the template's file, line and fix. Only the YAML
-shape is checked (no Arrow, no data) so parsing stays fast; tasks compile the template fully.
+it shows in the UI at once, naming the template's file, line and fix: as an import error when every
+account of the DAG file uses the template, else as the broken accounts' stand-in DAGs
+(``usdirect.operators.broken_template``). Only the YAML shape is checked (no Arrow, no data) so
+parsing stays fast; tasks compile the template fully.
 """
 
 from __future__ import annotations
@@ -23,13 +25,6 @@ TEMPLATE_KIND = {
     "get_shipments": "shipments",
     "get_invoices": "invoices",
 }
-
-
-def check_templates(cfg: Config, operation: str) -> None:
-    """Raise ``ConfigError`` for a template file that is missing, ``TemplateError`` for a broken one."""
-    problems = template_problems(cfg, operation)
-    if problems:
-        raise next(iter(problems.values()))
 
 
 def template_problems(cfg: Config, operation: str) -> dict[str, ConfigError | TemplateError]:
