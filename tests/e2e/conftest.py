@@ -19,7 +19,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,17 +56,19 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def e2e_config(path: Path) -> Path:
+def e2e_config(path: Path, overrides: Mapping[str, Any] | None = None) -> Path:
     """The shipped config with test-speed settings: no task retries, daily shipment windows.
 
     Daily windows keep "three days of backfill" at three runs instead of 72 hourly ones; the
-    windowing code is the same for any cron.
+    windowing code is the same for any cron. ``overrides`` replace whole top-level sections
+    (a deployment's staging or rate_limit, say).
     """
     raw = yaml.safe_load((REPO / "include" / "usdirect.yaml").read_text())
     for op in raw["operations"].values():
         op["template"] = str((REPO / "include" / op["template"]).resolve())
     raw["operations"]["get_shipments"]["schedule"] = "0 0 * * *"
     raw["tasks"] = {"retries": 0, "retry_delay_seconds": 0}
+    raw.update(overrides or {})
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     return path
 
@@ -149,7 +152,7 @@ class AirflowStack:
 
     def tail_logs(self, lines: int = 30) -> str:
         out = []
-        for name in COMPONENTS:
+        for name in self.procs or COMPONENTS:
             log = self.home / f"{name}.log"
             if log.exists():
                 out.append(
@@ -194,11 +197,24 @@ def metadata_db() -> Iterator[str]:
         yield dsn.replace("postgresql://", "postgresql+psycopg://", 1)
 
 
-@pytest.fixture(scope="session")
-def airflow_stack(tmp_path_factory: pytest.TempPathFactory, metadata_db: str) -> Iterator[AirflowStack]:
+@contextmanager
+def running_airflow(
+    home: Path,
+    metadata_db: str,
+    extra_env: Mapping[str, str] | None = None,
+    settings: Mapping[str, Any] | None = None,
+    connections: Mapping[str, Mapping[str, Any]] | None = None,
+    workers: Mapping[str, tuple[Sequence[str], Mapping[str, str]]] | None = None,
+) -> Iterator[AirflowStack]:
+    """Airflow on ``home`` with the sandbox, the alert receiver, connections and pools, healthy.
+
+    ``extra_env`` configures every process (an executor, say), ``settings`` overrides sections of
+    the usdirect settings file, ``connections`` come on top of the demo ones, and ``workers`` are
+    more processes (name -> `airflow` arguments and environment of their own), started after
+    the scheduler, DAG processor, API server and triggerer.
+    """
     from sandbox.runner import start_sandbox
 
-    home = tmp_path_factory.mktemp("e2e-airflow-home")
     dags = home / "dags"
     dags.mkdir()
     for dag_file in (REPO / "dags").glob("*.py"):
@@ -216,21 +232,25 @@ def airflow_stack(tmp_path_factory: pytest.TempPathFactory, metadata_db: str) ->
             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
-            "USDIRECT_CONFIG": str(e2e_config(home / "usdirect.yaml")),
+            "USDIRECT_CONFIG": str(e2e_config(home / "usdirect.yaml", settings)),
+            **(extra_env or {}),
         },
     )
+    processes = {name: ([name], {}) for name in COMPONENTS} | dict(workers or {})
     alerts = WebhookReceiver().start()
     with start_sandbox(seed=42, catalog_size=300, feed_limit=0, start_time=SANDBOX_START) as sandbox:
         stack = AirflowStack(home, env, f"http://127.0.0.1:{api_port}", sandbox, alerts)
         airflow_cli(env, "db", "migrate")
-        import_connections(env, demo_connections(sandbox.connections(), home, alerts.port))
+        import_connections(
+            env, {**demo_connections(sandbox.connections(), home, alerts.port), **(connections or {})}
+        )
         import_pools(env, _load_config(env))
         try:
-            for name in COMPONENTS:
+            for name, (args, own_env) in processes.items():
                 with (home / f"{name}.log").open("wb") as log:
                     stack.procs[name] = subprocess.Popen(
-                        [sys.executable, "-m", "airflow", name],
-                        env=env,
+                        [sys.executable, "-m", "airflow", *args],
+                        env={**env, **own_env},
                         stdout=log,
                         stderr=subprocess.STDOUT,
                         start_new_session=True,
@@ -242,6 +262,13 @@ def airflow_stack(tmp_path_factory: pytest.TempPathFactory, metadata_db: str) ->
             for proc in stack.procs.values():
                 stop_process_group(proc, grace=10)
             alerts.stop()
+
+
+@pytest.fixture(scope="session")
+def airflow_stack(tmp_path_factory: pytest.TempPathFactory, metadata_db: str) -> Iterator[AirflowStack]:
+    """The LocalExecutor deployment (as `airflow standalone` runs it) shared by the e2e tests."""
+    with running_airflow(tmp_path_factory.mktemp("e2e-airflow-home"), metadata_db) as stack:
+        yield stack
 
 
 def _load_config(env: dict[str, str]) -> Any:
