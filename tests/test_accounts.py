@@ -14,10 +14,11 @@ import pytest
 import yaml
 
 from tests.conftest import REPO, conn_env_var
+from tests.hooks.test_ratelimit_shared import redis_db, shared_pacing  # noqa: F401  (fixtures)
 from usdirect import config as config_module
 from usdirect import template_check
 from usdirect.config import ConfigError, load_config
-from usdirect.hooks import ratelimit
+from usdirect.hooks import ratelimit, ratelimit_redis
 
 DAGS = REPO / "dags"
 
@@ -177,10 +178,8 @@ def _hook_limiter(conn_id: str) -> Any:
         hook.close()
 
 
-def test_accounts_on_different_tokens_pace_apart_and_accounts_on_one_token_share(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setenv("USDIRECT_CONFIG", str(REPO / "include" / "usdirect.yaml"))  # backend: process
+def _pacing_connections(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Three accounts' connections: east and east_b on one API Token, west on another."""
     tokens = {"usdirect_east": "tok-east-1", "usdirect_west": "tok-west-2", "usdirect_east_b": "tok-east-1"}
     for conn_id, token in tokens.items():
         conn = {
@@ -190,29 +189,57 @@ def test_accounts_on_different_tokens_pace_apart_and_accounts_on_one_token_share
             "extra": {"rate_limit": 5},
         }
         monkeypatch.setenv(*conn_env_var(conn_id, conn))
-    monkeypatch.setattr(ratelimit, "_registry", {})
-    east, west, east_b = (_hook_limiter(c) for c in tokens)
-    assert east is east_b and east is not west
+    return tokens
 
-    def burst(limiter: Any, n: int, took: list[float]) -> None:
+
+def _burst_seconds(*limiters: Any, requests: int = 6) -> list[float]:
+    """Each limiter, in its own thread at the same time, paces ``requests`` calls; seconds each took."""
+    took: list[float] = []
+
+    def burst(limiter: Any) -> None:
         start = time.monotonic()
-        for _ in range(n):
+        for _ in range(requests):
             limiter.acquire()
         took.append(time.monotonic() - start)
 
-    def together(*limiters: Any) -> list[float]:
-        took: list[float] = []
-        threads = [threading.Thread(target=burst, args=(lim, 6, took)) for lim in limiters]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        return took
+    threads = [threading.Thread(target=burst, args=(limiter,)) for limiter in limiters]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return took
+
+
+def test_accounts_on_different_tokens_pace_apart_and_accounts_on_one_token_share(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("USDIRECT_CONFIG", str(REPO / "include" / "usdirect.yaml"))  # backend: process
+    _pacing_connections(monkeypatch)
+    monkeypatch.setattr(ratelimit, "_registry", {})
+    east, west, east_b = (_hook_limiter(c) for c in ("usdirect_east", "usdirect_west", "usdirect_east_b"))
+    assert east is east_b and east is not west
 
     # 6 requests at 5/s (paced at 90%) take about 1.1 s; 12 on one token about 2.4 s.
-    apart = together(east, west)
+    apart = _burst_seconds(east, west)
     assert max(apart) < 1.8, apart  # neither account waited for the other
     monkeypatch.setattr(ratelimit, "_registry", {})
-    east, east_b = _hook_limiter("usdirect_east"), _hook_limiter("usdirect_east_b")
-    shared = together(east, east_b)
+    shared = _burst_seconds(_hook_limiter("usdirect_east"), _hook_limiter("usdirect_east_b"))
     assert max(shared) > 2.1, shared  # one token: one schedule, whichever account's connection uses it
+
+
+@pytest.mark.usefixtures("shared_pacing")  # rate_limit.backend: redis (database 11); skips without Redis
+def test_with_redis_pacing_accounts_keep_one_schedule_per_token_across_processes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _pacing_connections(monkeypatch)
+    east, west, east_b = (_hook_limiter(c) for c in ("usdirect_east", "usdirect_west", "usdirect_east_b"))
+    assert isinstance(east, ratelimit_redis.SharedRateLimiter)
+    keys = {name: lim._keys[0] for name, lim in (("east", east), ("west", west), ("east_b", east_b))}
+    assert keys["east"] == keys["east_b"] != keys["west"], keys
+    assert not any("tok-" in key for key in keys.values())  # Redis sees a hash, never the token
+
+    apart = _burst_seconds(east, west)  # the shared schedule paces at 93%: 6 requests ~1.1 s
+    assert max(apart) < 1.8, apart
+    ratelimit._shared.clear()
+    shared = _burst_seconds(_hook_limiter("usdirect_east"), _hook_limiter("usdirect_east_b"))
+    assert max(shared) > 2.1, shared
