@@ -29,6 +29,7 @@ from tests.e2e.test_airflow_e2e import (
     settle,
 )
 from tests.inventory import test_s3_staging as s3_staging
+from usdirect.operators.base import _UNSAFE  # how a run id becomes its staging folder
 
 pytestmark = pytest.mark.e2e
 
@@ -175,19 +176,32 @@ def test_five_dags_run_green_side_by_side_on_both_workers(airflow_stack: Airflow
         assert_operation_succeeded(stack, dag_id, run_id, states[dag_id], tasks)
     stack.sandbox.advance_clock(days=4)  # ship (inside the backfill windows) and invoice
 
-    # Every task ran on one of the two workers, and both did work: hostnames (the workers' own
-    # names, see celery_worker.py) and task process ids, which no two tasks share.
-    ran = [ti for run in tis.values() for ti in run if ti["state"] == "success"]
+    # Every task of these runs and of the scheduled runs the unpause started ran on one of the two
+    # workers, and both did work: hostnames (the workers' own names, see celery_worker.py) and task
+    # process ids, which no two tasks share.
+    done = {
+        (dag_id, run["dag_run_id"]): [
+            ti for ti in task_instances(stack, dag_id, run["dag_run_id"]) if ti["state"] == "success"
+        ]
+        for dag_id in OPERATION_DAGS
+        for run in stack.runs(dag_id)
+    }
+    where = {key: [(ti["task_id"], ti["hostname"], ti["pid"]) for ti in tis] for key, tis in done.items()}
     by_worker: dict[str, set[int]] = {}
-    for ti in ran:
+    for ti in (ti for tis in done.values() for ti in tis):
         by_worker.setdefault(ti["hostname"], set()).add(ti["pid"])
-    assert set(by_worker) == set(WORKERS), {ti["task_id"]: (ti["hostname"], ti["pid"]) for ti in ran}
-    assert all(None not in pids for pids in by_worker.values()), by_worker
-    assert len({pid for pids in by_worker.values() for pid in pids}) == len(ran), by_worker
+    assert set(by_worker) == set(WORKERS), where
+    assert all(None not in pids for pids in by_worker.values()), where
+    assert len({pid for pids in by_worker.values() for pid in pids}) == sum(map(len, done.values())), where
 
-    # The full feed's tasks handed their files over through the bucket, not a worker's disk.
-    staged = staged_objects(stack, "usdirect/usdirect_get_inventory/")
-    assert staged and all(size > 0 for size in staged.values()), staged
+    # Runs whose tasks ran on both workers handed their files over through the bucket (the DAGs'
+    # tasks pass data only through staging), never a worker's disk.
+    crossed = [key for key, tis in done.items() if len({ti["hostname"] for ti in tis}) == 2]
+    assert crossed, where
+    for dag_id, run_id in crossed:
+        staged = staged_objects(stack, f"usdirect/{dag_id}/{_UNSAFE.sub('_', run_id)}/")
+        assert staged, (dag_id, run_id, where[dag_id, run_id])
+    assert staged_objects(stack, "usdirect/usdirect_get_inventory/")
     assert not (stack.home / "usdirect-staging").exists()
 
 
