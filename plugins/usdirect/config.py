@@ -23,6 +23,7 @@ Target = Literal["warehouse", "platform"]
 OPERATIONS = ("get_inventory", "get_inventory_changes", "send_orders", "get_shipments", "get_invoices")
 # Operations that fetch "what changed in this window": each run owns [data_interval_start, end).
 WINDOWED = frozenset({"get_inventory_changes", "get_shipments"})
+_MEMORY_SIZE = r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$"  # DuckDB memory_limit, e.g. 400MB, 1.5GB
 
 
 class ConfigError(PermanentError, ValueError):
@@ -90,6 +91,9 @@ class Operation(_Strict):
     # get_inventory: compare the platform's variants with what should be there every N days
     # (7 = weekly); None = only on the first publish and with the Param reconcile.
     reconcile_every_days: int | None = Field(default=None, ge=1)
+    # get_inventory: a feed of more SKUs is loaded and published in ceil(skus / partition_rows)
+    # slices by SKU hash, one mapped task each (None = never split).
+    partition_rows: int | None = Field(default=2_000_000, ge=1)
     overlap_minutes: int = Field(default=5, ge=0)
     max_workers: int = Field(default=4, ge=1, le=32)
     straggler_age_hours: int = Field(default=72, ge=1)
@@ -146,6 +150,16 @@ class RateLimitSettings(_Strict):
     redis_conn_id: str = Field(default="redis_default", min_length=1)
 
 
+class MemorySettings(_Strict):
+    """DuckDB memory caps, sized from a worker's budget: past them DuckDB spills to ``temp_directory``."""
+
+    # The in-process DuckDB that maps, compares and hashes inventory rows (one per task).
+    engine_limit: str = Field(default="400MB", pattern=_MEMORY_SIZE)
+    # Default cap of a DuckDB warehouse connection (its extra "memory_limit" overrides it).
+    warehouse_limit: str = Field(default="400MB", pattern=_MEMORY_SIZE)
+    temp_directory: str | None = None  # spill folder (None: the system temp folder)
+
+
 class TaskDefaults(_Strict):
     retries: int = Field(default=2, ge=0, le=10)
     retry_delay_seconds: int = Field(default=60, ge=0)
@@ -164,6 +178,7 @@ class Config(_Strict):
     tasks: TaskDefaults = TaskDefaults()
     alerts: Alerts = Alerts()
     rate_limit: RateLimitSettings = RateLimitSettings()
+    memory: MemorySettings = MemorySettings()
     accounts: tuple[Account, ...]
     operations: dict[str, Operation]
 

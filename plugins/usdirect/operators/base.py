@@ -213,6 +213,27 @@ def _run_type(ctx: Mapping[str, Any]) -> str:
     return str(getattr(run_type, "value", run_type) or "")
 
 
+def _apply_memory_caps(cfg: Config) -> None:
+    from usdirect.pipelines.inventory_engine import MemoryCaps, configure
+
+    m = cfg.memory
+    configure(MemoryCaps(engine=m.engine_limit, warehouse=m.warehouse_limit, temp_directory=m.temp_directory))
+
+
+def _explained(exc: Exception) -> Exception | None:
+    """A DuckDB out-of-memory error rewritten to name the cap and the setting (see inventory_engine)."""
+    import duckdb
+
+    from usdirect.pipelines.inventory_engine import explain_memory_error
+
+    if not isinstance(exc, duckdb.Error | MemoryError):
+        return None
+    explained = explain_memory_error(exc)
+    if explained is not None:
+        explained.__cause__ = exc
+    return explained
+
+
 @contextmanager
 def operation_run(operation: str, account_id: str) -> Iterator[OperationRun]:
     """Open the run frame for the current Airflow task; records outcome and logs a summary."""
@@ -227,6 +248,7 @@ def operation_run(operation: str, account_id: str) -> Iterator[OperationRun]:
         account = find_account(cfg, account_id)
     except PermanentError as exc:  # the settings were broken after the DAG file was parsed
         raise AirflowFailException(str(exc)) from exc
+    _apply_memory_caps(cfg)
     ti = ctx["ti"]
     run_id = ctx["run_id"]
     window = (ctx.get("data_interval_start"), ctx.get("data_interval_end"))
@@ -266,6 +288,10 @@ def operation_run(operation: str, account_id: str) -> Iterator[OperationRun]:
         outcome, message = "failed", f"{type(exc).__name__}: {exc}"
         raise AirflowFailException(str(exc)) from exc
     except Exception as exc:
+        explained = _explained(exc)
+        if explained is not None:  # DuckDB hit its memory cap: name the cap and the setting
+            outcome, message = "failed", f"{type(explained).__name__}: {explained}"
+            raise AirflowFailException(str(explained)) from explained
         outcome, message = "failed", f"{type(exc).__name__}: {exc}"
         raise
     finally:

@@ -26,6 +26,7 @@ from usdirect.operators.base import OperationRun, operation_run
 if TYPE_CHECKING:
     from usdirect.mapping import Template
     from usdirect.pipelines.inventory_absence import Absence
+    from usdirect.pipelines.inventory_partitions import Partition
     from usdirect.pipelines.inventory_reuse import MappedFeed
     from usdirect.pipelines.inventory_transform import TransformResult
 
@@ -84,11 +85,18 @@ def _optional(src: Any) -> Iterator[Path | None]:
 
 @contextmanager
 def _mapped_feed(run: OperationRun, stage: str, mapped: dict[str, Any]) -> Iterator[Path | MappedFeed]:
-    """The mapped feed of ``map_feed``/``map_changes`` as local files: one file, or the freshly mapped
-    rows plus the complete feed of an earlier run that they build on."""
+    """The mapped feed of ``map_feed``/``map_changes`` as local files: one file (a partition's, or
+    the whole feed's), or the freshly mapped rows plus the complete feed of an earlier run that they
+    build on."""
     from usdirect.pipelines import inventory_staging as staging
+    from usdirect.pipelines.inventory_partitions import Partition
     from usdirect.pipelines.inventory_reuse import MappedFeed
 
+    part = Partition.of(mapped)
+    if part is not None:
+        with staging.reading(run.staging(stage, part.file_name())) as path:
+            yield path
+        return
     with ExitStack() as files:
         fresh = files.enter_context(staging.reading(run.staging(stage, "mapped.parquet")))
         base_run = mapped.get("base_run")
@@ -122,6 +130,42 @@ def _reconcile_reason(run: OperationRun) -> str | None:
         return "the Param reconcile is set"
     now = dt.datetime.now(dt.UTC)
     return reconcile_due(run.state_warehouse(), run.account.id, run.settings.reconcile_every_days, now)
+
+
+def _partitions(run: OperationRun, out: dict[str, Any]) -> list[dict[str, Any]]:
+    """The feed as the list the load and publish tasks are mapped over: one entry for the whole
+    feed, or (above ``partition_rows`` SKUs) one per slice, whose file is written here."""
+    from usdirect.pipelines import inventory_staging as staging
+    from usdirect.pipelines.inventory_partitions import Partition, partition_count, write_partitions
+    from usdirect.pipelines.inventory_reuse import feed_source
+
+    count = partition_count(int(out["skus"]), run.settings.partition_rows)
+    if count == 1:
+        return [{**out, "partition": None}]
+    parts = [Partition(i, count) for i in range(count)]
+    with ExitStack() as files:
+        feed = files.enter_context(_mapped_feed(run, "inventory", out))
+        dest = {
+            p.index: files.enter_context(staging.writing(run.staging("inventory", p.file_name())))
+            for p in parts
+        }
+        rows = write_partitions(feed_source(feed), count, dest)
+    run.record.counts["partition_skus"] = rows
+    return [{**out, "partition": p.as_dict(), "partition_skus": n} for p, n in zip(parts, rows, strict=True)]
+
+
+def _note_partition(run: OperationRun, part: Partition | None) -> None:
+    if part is not None:
+        run.record.counts["partition"] = f"{part.index + 1} of {part.count}"
+
+
+def _outputs(delivered: Any) -> list[dict[str, Any]]:
+    """A target task's XCom: one dict, or one per partition (a mapped task's outputs)."""
+    if delivered is None:
+        return []
+    if isinstance(delivered, dict):
+        return [delivered]
+    return [d for d in delivered if d]
 
 
 def _transformed(run: OperationRun, result: TransformResult) -> None:
@@ -169,8 +213,10 @@ def fetch_feed(account_id: str) -> dict[str, Any]:
 
 
 @task(task_id="map_feed")
-def map_feed(account_id: str, fetched: dict[str, Any]) -> dict[str, Any]:
-    """Map the feed, resolve duplicate SKUs, then guard: rejects, empty or shrunken feed."""
+def map_feed(account_id: str, fetched: dict[str, Any]) -> list[dict[str, Any]]:
+    """Map the feed, resolve duplicate SKUs, then guard (rejects, empty or shrunken feed) on the
+    whole feed; only then split a large feed into partitions. Returns what the load and publish
+    tasks are mapped over (``_partitions``)."""
     from usdirect.pipelines import inventory_staging as staging
     from usdirect.pipelines.inventory_guard import check_feed_size
     from usdirect.pipelines.inventory_transform import transform_feed
@@ -200,20 +246,23 @@ def map_feed(account_id: str, fetched: dict[str, Any]) -> dict[str, Any]:
         )
         if note:
             run.record.counts["shrink_override"] = note
-        return {
+        out = {
             **fetched,
             "skus": result.skus,
             "base_run": based_on,
             "base_id": result.base_id,
             "feed_seq": (state.feed_seq if state else 0) + 1,  # the Absence rule's clock
         }
+        return _partitions(run, out)
 
 
 @task(task_id="load_inventory_warehouse", pool="default_pool")
 def load_inventory_warehouse(
     account_id: str, mapped: dict[str, Any], stage: str = "inventory"
 ) -> dict[str, int]:
-    """Apply the mapped rows to usdirect_inventory / _history as one transaction."""
+    """Apply the mapped rows (a full feed's partition, or the changes) to usdirect_inventory /
+    _history as one transaction."""
+    from usdirect.pipelines.inventory_partitions import Partition
     from usdirect.targets.inventory_warehouse import load_changes, load_full
 
     operation = FULL if stage == "inventory" else CHANGES
@@ -221,9 +270,11 @@ def load_inventory_warehouse(
         wh = run.warehouse()
         assert wh is not None  # the task exists only when 'warehouse' is a target
         now = dt.datetime.now(dt.UTC)
+        part = Partition.of(mapped)
+        _note_partition(run, part)
         with _mapped_feed(run, stage, mapped) as feed:
             if operation == FULL:
-                counts = load_full(wh, account_id, run.run_id, feed, now, _absence(run, mapped))
+                counts = load_full(wh, account_id, run.run_id, feed, now, _absence(run, mapped), part)
             else:
                 counts = load_changes(wh, account_id, run.run_id, feed, now)
         if operation == CHANGES:
@@ -241,6 +292,7 @@ def publish_inventory_platform(
     reconciling run first makes the ledger say what the platform really holds."""
     from usdirect.hooks.flxpoint import FlxpointHook
     from usdirect.pipelines import inventory_staging as staging
+    from usdirect.pipelines.inventory_partitions import Partition
     from usdirect.targets.inventory_platform import plan_publish, publish
     from usdirect.targets.inventory_reconcile import reconcile_ledger
 
@@ -249,17 +301,29 @@ def publish_inventory_platform(
         wh = run.state_warehouse()
         writable = frozenset(_template(run).writable_fields())
         full = operation == FULL
+        part = Partition.of(mapped)
+        _note_partition(run, part)
         client = FlxpointHook(run.account.flxpoint_conn_id)
         with _mapped_feed(run, stage, mapped) as feed, staging.scratch() as tmp:
             if full and mapped.get("reconcile"):
                 intent = run.warehouse()  # what the warehouse decided; None for a platform-only account
-                found = reconcile_ledger(client, wh, account_id, run.run_id, feed, tmp, intent=intent)
+                found = reconcile_ledger(
+                    client, wh, account_id, run.run_id, feed, tmp, intent=intent, partition=part
+                )
                 run.record.counts["reconciled"] = found.as_dict()
             absence = _absence(run, mapped) if full else None
             # SKUs discontinued on first sight are sent archived in case the platform has them
             # (after a reconcile the ledger already knows which it lacks).
             plan = plan_publish(
-                wh, account_id, feed, tmp, writable, full=full, absence=absence, archive_unseen=full
+                wh,
+                account_id,
+                feed,
+                tmp,
+                writable,
+                full=full,
+                absence=absence,
+                archive_unseen=full,
+                partition=part,
             )
             run.record.counts.update(
                 planned_calls=plan.calls, unchanged=plan.unchanged, deferred=plan.deferred
@@ -286,18 +350,21 @@ def publish_inventory_platform(
 
 
 @task(task_id="record_feed_state", pool="default_pool")
-def record_feed_state(account_id: str, mapped: dict[str, Any], delivered: list[dict[str, Any]]) -> None:
+def record_feed_state(account_id: str, mapped: list[dict[str, Any]], delivered: list[Any]) -> None:
     """Remember the delivered feed: validators for the next 304, SKU count for the shrink guard,
     its sequence number for the ``Absence`` rule.
 
     While a target holds SKUs absent from this feed but not archived yet, the validators are not
     kept: the next run then downloads the feed again instead of getting a 304, and that download
-    is the next good feed that confirms (or undoes) the absence.
+    is the next good feed that confirms (or undoes) the absence. ``mapped`` is ``map_feed``'s
+    list (one entry per partition, all with the whole feed's counts); ``delivered`` holds each
+    target task's outputs, one per partition, whose missing SKUs add up.
     """
     from usdirect.targets.inventory_warehouse import FeedState, save_feed_state
 
     with operation_run(FULL, account_id) as run:
-        missing = max((int(d.get("missing") or 0) for d in delivered if d), default=0)
+        mapped = mapped[0] if isinstance(mapped, list) else mapped  # every entry has the feed's counts
+        missing = max((sum(int(d.get("missing") or 0) for d in _outputs(x)) for x in delivered), default=0)
         state = FeedState(
             etag=None if missing else mapped.get("etag"),
             last_modified=None if missing else mapped.get("last_modified"),
@@ -315,9 +382,19 @@ def _deliver(cfg: Config, account: Account, mapped: Any, stage: str) -> list[Any
     targets = cfg.targets(account)
     tasks: list[Any] = []
     if "warehouse" in targets:
-        tasks.append(load_inventory_warehouse(account.id, mapped, stage=stage))
+        load = load_inventory_warehouse
+        tasks.append(
+            load.partial(account_id=account.id, stage=stage).expand(mapped=mapped)
+            if stage == "inventory"  # one task instance per partition of the full feed
+            else load(account.id, mapped, stage=stage)
+        )
     if "platform" in targets:
-        published = publish_inventory_platform(account.id, mapped, stage=stage)
+        pub = publish_inventory_platform
+        published = (
+            pub.partial(account_id=account.id, stage=stage).expand(mapped=mapped)
+            if stage == "inventory"
+            else pub(account.id, mapped, stage=stage)
+        )
         if tasks:
             tasks[-1] >> published
         tasks.append(published)

@@ -1,17 +1,69 @@
 """The in-process DuckDB used to compare, deduplicate and hash inventory rows off the warehouse.
 
 Memory is capped (spilling to a temp folder) so that a 2,000,000-row catalog stays well inside the
-worker's 1 GB budget; rows move in record batches, never as one Python list.
+worker's 1 GB budget; rows move in record batches, never as one Python list. The caps come from the
+settings' ``memory`` section (``configure``); a DuckDB that hits its cap anyway fails with an error
+naming the cap and the setting (``explain_memory_error``), never a bare FATAL.
 """
 
 from __future__ import annotations
 
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from usdirect.errors import PermanentError
+
 MEMORY_LIMIT = "400MB"
 BATCH_ROWS = 131_072
+
+
+@dataclass(frozen=True)
+class MemoryCaps:
+    """The caps in force in this task process (settings ``memory``, applied by ``operation_run``)."""
+
+    engine: str = MEMORY_LIMIT
+    warehouse: str = MEMORY_LIMIT
+    temp_directory: str | None = None
+
+
+CAPS = MemoryCaps()
+
+
+def configure(caps: MemoryCaps) -> None:
+    """Use the settings' caps for every engine and DuckDB warehouse connection of this process."""
+    global CAPS
+    CAPS = caps
+
+
+class DuckDBMemoryError(PermanentError, MemoryError):
+    """DuckDB hit its memory cap: the same data under the same cap fails again."""
+
+
+def explain_memory_error(exc: BaseException) -> DuckDBMemoryError | None:
+    """A DuckDB out-of-memory error (or the invalidated database it leaves) as an error that says
+    which cap was hit and which setting to raise; None for any other error."""
+    text = str(exc)
+    if not any(mark in text for mark in _OOM_MARKS):
+        return None
+    first = text.strip().splitlines()[0][:300] if text.strip() else type(exc).__name__
+    return DuckDBMemoryError(
+        f"DuckDB ran out of memory under its cap ({first}). Caps now: inventory engine "
+        f"{CAPS.engine} (settings memory.engine_limit), DuckDB warehouse {CAPS.warehouse} (extra "
+        '"memory_limit" of the warehouse connection, default memory.warehouse_limit); spill folder '
+        f"{spill_folder()}. Fix: raise the cap of the step that failed within the worker's memory, "
+        "or lower operations.get_inventory.partition_rows so that each load and publish task takes "
+        "a smaller slice of the catalog; check the spill folder's free disk. The warehouse keeps "
+        "its last committed state: clear the task after the change."
+    )
+
+
+_OOM_MARKS = ("Out of Memory", "could not allocate", "failed to pin block", "database has been invalidated")
+
+
+def spill_folder() -> Path:
+    return Path(CAPS.temp_directory or tempfile.gettempdir()) / "usdirect-duckdb-spill"
 
 
 def open_engine() -> Any:
@@ -23,11 +75,12 @@ def open_engine() -> Any:
     return con
 
 
-def limit_engine(con: Any) -> None:
-    """Cap memory and set a spill folder on a DuckDB connection (also the DuckDB warehouse's)."""
-    spill = Path(tempfile.gettempdir()) / "usdirect-duckdb-spill"
+def limit_engine(con: Any, memory_limit: str | None = None) -> None:
+    """Cap memory (``memory_limit``, else the engine cap) and set a spill folder on a DuckDB
+    connection (also the DuckDB warehouse's, with its own cap)."""
+    spill = spill_folder()
     spill.mkdir(parents=True, exist_ok=True)
-    con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+    con.execute(f"SET memory_limit = {sql_literal(memory_limit or CAPS.engine)}")
     con.execute(f"SET temp_directory = {sql_literal(str(spill))}")
     con.execute("SET preserve_insertion_order = false")
     con.execute("SET enable_progress_bar = false")

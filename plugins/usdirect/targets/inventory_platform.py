@@ -38,6 +38,7 @@ from usdirect.pipelines.inventory_engine import (
     parquet_source,
     sql_literal,
 )
+from usdirect.pipelines.inventory_partitions import Partition, and_in
 from usdirect.pipelines.inventory_reuse import MappedFeed, feed_source
 from usdirect.pipelines.inventory_schema import sql_type
 from usdirect.targets.inventory_warehouse import add_columns
@@ -130,6 +131,7 @@ def plan_publish(
     absence: Absence | None = None,
     now: dt.datetime | None = None,
     archive_unseen: bool = False,
+    partition: Partition | None = None,
 ) -> Plan:
     """Compare the mapped rows with the ledger and write the rows to send into ``workdir``.
 
@@ -141,6 +143,8 @@ def plan_publish(
     first sight) are sent archived as well: the platform may hold them from before this
     integration. It answers ``notFound`` for the others, and the ledger remembers them either way,
     so each is sent once (a reconcile records the ones the platform lacks, so they are not sent).
+
+    ``partition``: ``mapped`` is that slice of the feed, compared with the same slice of the ledger.
     """
     absence = absence or archive_at_once()
     now = now or dt.datetime.now(dt.UTC)
@@ -153,10 +157,10 @@ def plan_publish(
         engine = conn if local else open_engine()
         try:
             if local:
-                limit_engine(conn)
+                limit_engine(conn, wh.duckdb_memory_limit())
             query = (
                 f"SELECT {', '.join((*_LEDGER_COLUMNS, *_MISSING_COLUMNS))} FROM {wh.table(LEDGER)} "
-                f"WHERE account = {sql_literal(account)}"
+                f"WHERE account = {sql_literal(account)}{and_in(partition, wh.dialect)}"
             )
             _engine_table(wh, conn, engine, "_usd_ledger", query)
             engine.execute(f"CREATE OR REPLACE TEMP VIEW _usd_pub AS SELECT * FROM {feed_source(mapped)}")

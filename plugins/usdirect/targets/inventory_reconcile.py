@@ -29,6 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from usdirect.pipelines.inventory_engine import BATCH_ROWS, open_engine, sql_literal
+from usdirect.pipelines.inventory_partitions import Partition, and_in
 from usdirect.pipelines.inventory_reuse import MappedFeed, feed_source
 from usdirect.targets.inventory_platform import LEDGER, ensure_ledger
 from usdirect.targets.inventory_warehouse import INVENTORY, ensure_inventory_tables
@@ -128,11 +129,14 @@ def reconcile_ledger(
     mapped: Path | MappedFeed,
     workdir: Path,
     intent: Warehouse | None = None,
+    partition: Partition | None = None,
 ) -> ReconcileCounts:
     """Read the platform's variants of this account's SKUs and make the ledger say what it holds.
 
     ``mapped`` is the full feed; ``intent`` the warehouse whose ``usdirect_inventory`` holds what
     was decided about SKUs the feed no longer lists (None for a platform-only account).
+    ``partition``: ``mapped`` is that slice of the feed; only that slice of the ledger and of the
+    warehouse's decisions is read and replaced.
     """
     now = dt.datetime.now(dt.UTC)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -141,13 +145,16 @@ def reconcile_ledger(
         with wh.connect() as conn:
             ensure_ledger(wh, conn)
             ensure_reconciles(wh, conn)
-            query = f"SELECT {_LEDGER_READ} FROM {wh.table(LEDGER)} WHERE account = {sql_literal(account)}"
+            query = (
+                f"SELECT {_LEDGER_READ} FROM {wh.table(LEDGER)} WHERE account = {sql_literal(account)}"
+                + and_in(partition, wh.dialect)
+            )
             _pull(wh, conn, engine, "_usd_ledger", query)
         engine.execute(
             "CREATE TEMP VIEW _usd_pub AS SELECT sku, archived, cost, msrp, map, quantity, source_updated_at "
             f"FROM {feed_source(mapped)}"
         )
-        _intent_table(engine, intent, account)
+        _intent_table(engine, intent, account, partition)
         engine.execute(
             "CREATE TEMP TABLE _usd_ours AS SELECT sku FROM _usd_pub UNION SELECT sku FROM _usd_ledger "
             "UNION SELECT sku FROM _usd_intent"
@@ -157,13 +164,13 @@ def reconcile_ledger(
         variants = workdir / "platform-variants.parquet"
         counts.read_calls, counts.strategy = _read_platform(client, skus, variants)
         counts.on_platform, counts.ledger_corrected = _rebuild(engine, variants)
-        _replace_ledger(wh, engine, account, run_id, now, counts)
+        _replace_ledger(wh, engine, account, run_id, now, counts, partition)
     finally:
         engine.close()
     return counts
 
 
-def _intent_table(engine: Any, intent: Warehouse | None, account: str) -> None:
+def _intent_table(engine: Any, intent: Warehouse | None, account: str, partition: Partition | None) -> None:
     """``_usd_intent``: the warehouse's decision per SKU (pending SKUs excluded: never published)."""
     cols = "sku, archived, missing_feed_seq, missing_since"
     if intent is None:
@@ -174,7 +181,7 @@ def _intent_table(engine: Any, intent: Warehouse | None, account: str) -> None:
         return
     query = (
         f"SELECT {cols} FROM {intent.table(INVENTORY)} WHERE account = {sql_literal(account)} "
-        "AND NOT coalesce(pending_full_feed, FALSE)"
+        "AND NOT coalesce(pending_full_feed, FALSE)" + and_in(partition, intent.dialect)
     )
     with intent.connect() as conn:
         ensure_inventory_tables(intent, conn)
@@ -276,7 +283,13 @@ FROM _usd_pub f ANTI JOIN _usd_platform p ON p.sku = f.sku WHERE f.archived"""
 
 
 def _replace_ledger(
-    wh: Warehouse, engine: Any, account: str, run_id: str, now: dt.datetime, counts: ReconcileCounts
+    wh: Warehouse,
+    engine: Any,
+    account: str,
+    run_id: str,
+    now: dt.datetime,
+    counts: ReconcileCounts,
+    partition: Partition | None = None,
 ) -> None:
     """Swap the account's ledger for the rebuilt one and record the reconcile, in one transaction."""
     cols = "sku, cost, msrp, map, quantity, archived, source_updated_at, missing_feed_seq, missing_since"
@@ -286,7 +299,8 @@ def _replace_ledger(
     )
     with wh.connect() as conn:
         ensure_ledger(wh, conn)
-        wh.execute(conn, f"DELETE FROM {wh.table(LEDGER)} WHERE account = %s", (account,))
+        mine = "account = %s" + and_in(partition, wh.dialect)
+        wh.execute(conn, f"DELETE FROM {wh.table(LEDGER)} WHERE {mine}", (account,))
         for batch in _batches(engine, select, text_stamps=wh.dialect == "postgres"):
             wh.load_arrow(conn, wh.table(LEDGER), batch)
         ensure_reconciles(wh, conn)

@@ -38,6 +38,7 @@ from usdirect.pipelines.inventory_engine import (
     parquet_source,
     sql_literal,
 )
+from usdirect.pipelines.inventory_partitions import Partition, and_in
 from usdirect.pipelines.inventory_reuse import MappedFeed, feed_rows, feed_source
 from usdirect.pipelines.inventory_schema import CHANGE_FIELDS, MAPPED_COLUMNS, TRACKED, row_hash_sql, sql_type
 from usdirect.targets.sql import Warehouse, quote_ident
@@ -249,10 +250,14 @@ def load_full(
     mapped: Path | MappedFeed,
     now: dt.datetime,
     absence: Absence | None = None,
+    partition: Partition | None = None,
 ) -> LoadCounts:
     """Apply a full feed (mapped rows with ``row_hash``, one row per SKU): insert new SKUs, update
     changed ones, revive returning ones, and mark SKUs the feed no longer lists as missing,
-    archiving those the ``absence`` rule says are gone (``None``: all of them, at once)."""
+    archiving those the ``absence`` rule says are gone (``None``: all of them, at once).
+
+    ``partition``: ``mapped`` is that slice of the feed, compared with the same slice of the
+    stored rows only (``inventory_partitions``)."""
     absence = absence or archive_at_once()
     with wh.connect() as conn:
         _take_turn(wh, conn, account)
@@ -263,7 +268,7 @@ def load_full(
             delta.read_current(
                 "SELECT sku, row_hash, archived, missing_feed_seq, missing_since, "
                 f"coalesce(pending_full_feed, FALSE) AS pending_full_feed FROM {_names(wh)['inv']} "
-                "WHERE account = {a}"
+                "WHERE account = {a}" + and_in(partition, wh.dialect)
             )
             if delta.current_is_empty():
                 counts.inserted = delta.initial_insert(run_id, now)
@@ -361,7 +366,7 @@ class _Delta:
         self.local = wh.dialect == "duckdb"
         self.archive_staged = False
         if self.local:
-            limit_engine(conn)
+            limit_engine(conn, wh.duckdb_memory_limit())
             self.engine = conn
         else:
             self.engine = open_engine()

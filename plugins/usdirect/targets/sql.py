@@ -51,14 +51,18 @@ class Warehouse:
     conn_id: str
     dialect: str
     schema: str | None = None
+    memory_limit: str | None = None  # DuckDB: connection extra "memory_limit" (else memory.warehouse_limit)
     _hook: Any = None
 
     @classmethod
     def from_conn_id(cls, conn_id: str, schema: str | None = None) -> Warehouse:
         from airflow.sdk import BaseHook
 
-        conn_type = BaseHook.get_connection(conn_id).conn_type
+        connection = BaseHook.get_connection(conn_id)
+        conn_type = connection.conn_type
+        memory_limit = None
         if conn_type == "duckdb":
+            memory_limit = (connection.extra_dejson or {}).get("memory_limit")
             from airflow.providers.duckdb.hooks.duckdb import DuckDBHook
 
             hook: Any = DuckDBHook(duckdb_conn_id=conn_id)
@@ -75,6 +79,7 @@ class Warehouse:
             conn_id=conn_id,
             dialect="duckdb" if conn_type == "duckdb" else "postgres",
             schema=schema,
+            memory_limit=str(memory_limit) if memory_limit else None,
             _hook=hook,
         )
 
@@ -98,12 +103,34 @@ class Warehouse:
         delay = 0.05
         while True:
             try:
-                return self._hook.get_conn()
+                return self._limited(self._hook.get_conn())
             except duckdb.IOException as exc:
                 if "lock" not in str(exc).lower() or time.monotonic() + delay > deadline:
                     raise
                 time.sleep(delay)
                 delay = min(delay * 2, 2.0)
+
+    def duckdb_memory_limit(self) -> str:
+        from usdirect.pipelines.inventory_engine import CAPS
+
+        return self.memory_limit or CAPS.warehouse
+
+    def _limited(self, conn: Any) -> Any:
+        """A DuckDB warehouse connection under its memory cap, spilling past it."""
+        import duckdb
+
+        from usdirect.pipelines.inventory_engine import limit_engine
+
+        try:
+            limit_engine(conn, self.duckdb_memory_limit())
+        except duckdb.Error as exc:
+            conn.close()
+            raise WarehouseConfigError(
+                f"DuckDB refused the memory cap {self.duckdb_memory_limit()!r} of warehouse connection "
+                f"{self.conn_id!r} ({str(exc).splitlines()[0]}). Fix: set the connection extra "
+                '"memory_limit" (or the settings\' memory.warehouse_limit) to a size such as "1GB".'
+            ) from exc
+        return conn
 
     def _open_postgres(self) -> Any:
         """Refusals that a retry cannot change (unknown role or database, wrong password) are
