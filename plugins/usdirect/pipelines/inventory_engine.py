@@ -29,6 +29,12 @@ class MemoryCaps:
 
 
 CAPS = MemoryCaps()
+_WAREHOUSE_CAPS: dict[str, str] = {}  # conn id -> the cap set on it in this process
+
+
+def note_warehouse_cap(conn_id: str, limit: str) -> None:
+    """Remember a DuckDB warehouse connection's cap, for the out-of-memory explanation."""
+    _WAREHOUSE_CAPS[conn_id] = limit
 
 
 def configure(caps: MemoryCaps) -> None:
@@ -48,11 +54,13 @@ def explain_memory_error(exc: BaseException) -> DuckDBMemoryError | None:
     if not any(mark in text for mark in _OOM_MARKS):
         return None
     first = text.strip().splitlines()[0][:300] if text.strip() else type(exc).__name__
+    used = ", ".join(f"{conn_id!r} {limit}" for conn_id, limit in _WAREHOUSE_CAPS.items())
     return DuckDBMemoryError(
         f"DuckDB ran out of memory under its cap ({first}). Caps now: inventory engine "
-        f"{CAPS.engine} (settings memory.engine_limit), DuckDB warehouse {CAPS.warehouse} (extra "
-        '"memory_limit" of the warehouse connection, default memory.warehouse_limit); spill folder '
-        f"{spill_folder()}. Fix: raise the cap of the step that failed within the worker's memory, "
+        f"{CAPS.engine} (settings memory.engine_limit); DuckDB warehouse connection "
+        f'{used or CAPS.warehouse} (the extra "memory_limit" of the warehouse connection, default '
+        f"memory.warehouse_limit); spill folder {spill_folder()}. "
+        "Fix: raise the cap of the step that failed within the worker's memory, "
         "or lower operations.get_inventory.partition_rows so that each load and publish task takes "
         "a smaller slice of the catalog; check the spill folder's free disk. The warehouse keeps "
         "its last committed state: clear the task after the change."
@@ -75,13 +83,14 @@ def open_engine() -> Any:
     return con
 
 
-def limit_engine(con: Any, memory_limit: str | None = None) -> None:
-    """Cap memory (``memory_limit``, else the engine cap) and set a spill folder on a DuckDB
-    connection (also the DuckDB warehouse's, with its own cap)."""
-    spill = spill_folder()
-    spill.mkdir(parents=True, exist_ok=True)
+def limit_engine(con: Any, memory_limit: str | None = None, spill: bool = True) -> None:
+    """Cap memory (``memory_limit``, else the engine cap) and set a spill folder (unless ``spill``
+    is False) on a DuckDB connection (also the DuckDB warehouse's, with its own cap)."""
     con.execute(f"SET memory_limit = {sql_literal(memory_limit or CAPS.engine)}")
-    con.execute(f"SET temp_directory = {sql_literal(str(spill))}")
+    if spill:
+        folder = spill_folder()
+        folder.mkdir(parents=True, exist_ok=True)
+        con.execute(f"SET temp_directory = {sql_literal(str(folder))}")
     con.execute("SET preserve_insertion_order = false")
     con.execute("SET enable_progress_bar = false")
     con.execute("SET TimeZone = 'UTC'")

@@ -22,6 +22,7 @@ from usdirect.errors import PermanentError
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _COPY_CHUNK = 8 << 20
+_MEMORY_SIZE = re.compile(r"^\s*\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$", re.IGNORECASE)
 DUCKDB_LOCK_WAIT_S = 300.0
 # Postgres login refusals that only a person can fix (the server answered: it is reachable).
 _PG_REFUSED = re.compile(
@@ -63,6 +64,12 @@ class Warehouse:
         memory_limit = None
         if conn_type == "duckdb":
             memory_limit = (connection.extra_dejson or {}).get("memory_limit")
+            if memory_limit is not None and not _MEMORY_SIZE.match(str(memory_limit)):
+                raise WarehouseConfigError(
+                    f"The memory cap {memory_limit!r} of warehouse connection {conn_id!r} is not a size. "
+                    'Fix: set the connection extra "memory_limit" to a size such as "1GB" or "800MB" '
+                    "(or remove it to use the settings' memory.warehouse_limit)."
+                )
             from airflow.providers.duckdb.hooks.duckdb import DuckDBHook
 
             hook: Any = DuckDBHook(duckdb_conn_id=conn_id)
@@ -119,10 +126,14 @@ class Warehouse:
         """A DuckDB warehouse connection under its memory cap, spilling past it."""
         import duckdb
 
-        from usdirect.pipelines.inventory_engine import limit_engine
+        from usdirect.pipelines.inventory_engine import limit_engine, note_warehouse_cap
 
         try:
-            limit_engine(conn, self.duckdb_memory_limit())
+            # A temp_directory extra of the connection (the DuckDB provider's own) stays in force.
+            limit_engine(
+                conn, self.duckdb_memory_limit(), spill=not getattr(self._hook, "temp_directory", None)
+            )
+            note_warehouse_cap(self.conn_id, self.duckdb_memory_limit())
         except duckdb.Error as exc:
             conn.close()
             raise WarehouseConfigError(

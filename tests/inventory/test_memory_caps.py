@@ -1,0 +1,89 @@
+"""DuckDB memory caps: settings and the warehouse connection's extra decide them, and a load that
+hits one fails with an error naming the cap and the setting, leaving the warehouse as it was."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from tests.conftest import conn_env_var
+from tests.inventory.helpers import inventory, mapped_file, row
+from usdirect.errors import PermanentError
+from usdirect.operators.base import _explained
+from usdirect.pipelines import inventory_engine as engine
+from usdirect.targets import inventory_warehouse as iw
+from usdirect.targets.sql import Warehouse, WarehouseConfigError
+
+NOW = dt.datetime(2026, 11, 21, 5, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture(autouse=True)
+def _default_caps() -> Iterator[None]:
+    yield
+    engine.configure(engine.MemoryCaps())
+
+
+def _duckdb_wh(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, **extra: str) -> Warehouse:
+    conn = {"conn_type": "duckdb", "host": str(tmp_path / "warehouse.duckdb"), "extra": extra}
+    monkeypatch.setenv(*conn_env_var("capped_wh", conn))
+    return Warehouse.from_conn_id("capped_wh")
+
+
+def _cap(con: object, wh: Warehouse | None = None) -> str:
+    query = "SELECT current_setting('memory_limit')"
+    return str(wh.fetchall(con, query)[0][0] if wh else con.execute(query).fetchone()[0])  # type: ignore[attr-defined]
+
+
+def test_caps_come_from_the_settings_and_the_connection_extra(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    engine.configure(engine.MemoryCaps(engine="123MB", warehouse="77MB", temp_directory=str(tmp_path)))
+    con = engine.open_engine()
+    try:
+        assert _cap(con) == "117.3 MiB"  # DuckDB reports 123 MB in MiB
+    finally:
+        con.close()
+    assert engine.spill_folder() == tmp_path / "usdirect-duckdb-spill"
+    plain = _duckdb_wh(monkeypatch, tmp_path)
+    with plain.connect() as conn:
+        assert _cap(conn, plain) == "73.4 MiB"  # memory.warehouse_limit
+    capped = _duckdb_wh(monkeypatch, tmp_path, memory_limit="1GB")
+    with capped.connect() as conn:
+        assert _cap(conn, capped) == "953.6 MiB"  # the connection's extra wins
+
+
+def test_an_unusable_cap_names_the_extra(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    with pytest.raises(
+        WarehouseConfigError, match=r"'lots' of warehouse connection 'capped_wh'.*memory_limit"
+    ):
+        _duckdb_wh(monkeypatch, tmp_path, memory_limit="lots")
+
+
+def test_a_load_over_the_cap_is_explained_and_leaves_the_warehouse_as_it_was(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    wh = _duckdb_wh(monkeypatch, tmp_path)
+    small = [row(str(i)) for i in range(10)]
+    iw.load_full(wh, "main", "r1", mapped_file(tmp_path, small, "small"), NOW)
+    before = inventory(wh)
+    large = [row(str(i), title="x" * 200 + str(i)) for i in range(30_000)]
+    feed = mapped_file(tmp_path, large, "large")
+    tight = _duckdb_wh(monkeypatch, tmp_path, memory_limit="1MB")
+    with pytest.raises(duckdb.Error) as raised:
+        iw.load_full(tight, "main", "r2", feed, NOW)
+    explained = _explained(raised.value)
+    assert isinstance(explained, engine.DuckDBMemoryError) and isinstance(explained, PermanentError)
+    text = str(explained)
+    assert "'capped_wh' 1MB" in text and 'extra "memory_limit" of the warehouse connection' in text
+    assert "operations.get_inventory.partition_rows" in text and "memory.engine_limit" in text
+    assert explained.__cause__ is raised.value
+    assert inventory(wh) == before  # the failed load's transaction left nothing behind
+
+
+def test_other_errors_are_not_rewritten() -> None:
+    assert _explained(duckdb.CatalogException("Table with name x does not exist")) is None
+    assert _explained(ValueError("Out of Memory")) is None  # not DuckDB's
