@@ -171,6 +171,9 @@ def diagnose(error: BaseException | None, account: Account, operation: str) -> D
             "half-built was loaded",
             section="inventory",
         )
+    if "DuckDBMemoryError" in names:  # the message names the caps in force and ends with " Fix: ..."
+        cause, _, fix = str(error).partition(" Fix: ")
+        return Diagnosis(cause=_clip(cause.rstrip(". ")), fix=_clip(fix), section="inventory")
     if "FeedNotCsvError" in names or "FeedFormatError" in names:
         # The feed itself is unusable (an HTML page, a binary file, another encoding, a repeated
         # column): the message says where and ends with " Fix: ...".

@@ -216,3 +216,21 @@ def test_reject_share_error_from_the_mapping_layer_is_diagnosed() -> None:
     found = diagnose(caught.value, ACCOUNT, "get_inventory")
     assert found.cause.startswith("too many rows were rejected")
     assert "bad cost" in found.cause
+
+
+def test_duckdb_out_of_memory_names_the_cap_and_the_setting() -> None:
+    import duckdb
+
+    from usdirect.operators.base import _explained
+
+    con = duckdb.connect(":memory:")
+    con.execute("SET memory_limit = '1MB'")
+    with pytest.raises(duckdb.Error) as caught:
+        con.execute("CREATE TABLE t AS SELECT i, repeat('x', 100) || i AS s FROM range(300000) t(i)")
+        con.execute("CREATE UNIQUE INDEX u ON t (s)")
+    explained = _explained(caught.value)
+    assert explained is not None
+    found = diagnose(_failed_without_retry(explained), ACCOUNT, "get_inventory")
+    assert found.cause.startswith("DuckDB ran out of memory under its cap (Out of Memory Error"), found.cause
+    assert "memory.engine_limit" in found.cause and "partition_rows" in found.fix
+    assert found.section == "inventory"
