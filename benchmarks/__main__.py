@@ -20,12 +20,15 @@ RESULTS = Path(__file__).resolve().parent / "results"
 SUITES = {
     "mapping": ("benchmarks.bench_mapping", {"rows": 1_000_000}),
     "inventory": ("benchmarks.bench_inventory", {"sizes": [100_000, 1_000_000]}),
+    # 1M in 3 slices, compared with the unpartitioned load; --sizes 10000000 for the 10M goals
+    "partitions": ("benchmarks.bench_partitions", {"sizes": [1_000_000], "partition_rows": 400_000}),
     "pacing": ("benchmarks.bench_pacing", {"processes": 4, "seconds": 15.0}),
     "parse": ("benchmarks.bench_parse", {"accounts": 200, "repeats": 3}),
 }
 QUICK = {
     "mapping": {"rows": 20_000},
     "inventory": {"sizes": [20_000]},
+    "partitions": {"sizes": [20_000], "partition_rows": 8_000},
     "pacing": {"processes": 4, "seconds": 5.0},
     "parse": {"accounts": 20, "repeats": 1},
 }
@@ -58,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         nargs="+",
         metavar="SKUS",
-        help="catalog sizes of the inventory suite (e.g. --sizes 10000000 for a supplier-wide catalog)",
+        help="catalog sizes of the inventory and partitions suites (e.g. --sizes 10000000 for a "
+        "supplier-wide catalog; the partitions suite then splits it by 2,000,000 SKUs, the default)",
     )
     parser.add_argument(
         "--no-peers",
@@ -78,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
         module, kwargs = SUITES[name]
         if args.quick:
             kwargs = QUICK[name]
+        if name == "partitions" and args.sizes:
+            kwargs = {"sizes": args.sizes, "partition_rows": 2_000_000}
         if name == "inventory":
             kwargs = {**kwargs, **({"sizes": args.sizes} if args.sizes else {})}
             kwargs = {**kwargs, **({"peers": False} if args.no_peers else {})}
