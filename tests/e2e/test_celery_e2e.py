@@ -70,6 +70,30 @@ def redis_broker() -> Iterator[str]:
         client.close()
 
 
+@pytest.fixture(scope="module")
+def pacing_db(redis_broker: str) -> Iterator[Any]:
+    """A client of the Redis database the workers' hooks pace API Tokens in."""
+    import redis
+
+    client = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=PACING_DB, socket_timeout=5)
+    yield client
+    client.close()
+
+
+def pacing_keys(client: Any, timeout: float = 180) -> list[bytes]:
+    """The per-token schedules in Redis, once the first API call of a task has made one.
+
+    They expire a minute after their last use, so they are looked for while the runs are going.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        keys = client.keys("usdirect:ratelimit:*")
+        if keys:
+            return keys
+        time.sleep(0.5)
+    return []
+
+
 def _staging_bucket(endpoint: str) -> Any:
     """A boto3 client on the moto server, with the (empty) staging bucket created."""
     import boto3
@@ -161,12 +185,18 @@ def staged_objects(stack: AirflowStack, prefix: str) -> dict[str, int]:
     return {o["Key"]: o["Size"] for page in pages for o in page.get("Contents", [])}
 
 
-def test_five_dags_run_green_side_by_side_on_both_workers(airflow_stack: AirflowStack) -> None:
+def test_five_dags_run_green_side_by_side_on_both_workers(
+    airflow_stack: AirflowStack, pacing_db: Any
+) -> None:
     stack = airflow_stack
     for dag_id in OPERATION_DAGS:
         require_dag_file(dag_id)
     confs = {dag_id: operation_conf(stack, dag_id) for dag_id in OPERATION_DAGS}  # before any task runs
     runs = {dag_id: stack.trigger(dag_id, confs[dag_id]) for dag_id in OPERATION_DAGS}
+    # The workers pace each API Token through Redis (rate_limit.backend: redis), not per process.
+    keys = pacing_keys(pacing_db)
+    assert keys and all(k.startswith(b"usdirect:ratelimit:{") for k in keys), (keys, stack.tail_logs())
+    assert not any(stack.sandbox.api_token.encode() in k for k in keys), "an API Token reached Redis"
     states = {dag_id: stack.wait_run(dag_id, run_id, timeout=420) for dag_id, run_id in runs.items()}
     for dag_id in OPERATION_DAGS:
         settle(stack, dag_id)
