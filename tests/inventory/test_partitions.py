@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from tests.inventory.conftest import Env
@@ -123,11 +124,12 @@ def _mapped_tis(run: Any, task_id: str) -> list[tuple[int, str]]:
     return sorted((ti.map_index, str(ti.state)) for ti in run.get_task_instances() if ti.task_id == task_id)
 
 
-def test_dag_loads_and_publishes_partitions_as_mapped_tasks(make_env: Callable[..., Env]) -> None:
-    """3 slices of a 1,500-SKU feed into Postgres and the platform: one mapped task instance per
-    slice, the same end state as the sandbox's truth, re-syncs that reuse the last complete mapped
-    feed, and SKUs that leave the feed archived exactly once."""
-    env = make_env("postgres", ["warehouse", "platform"], catalog_size=1500)
+@pytest.mark.parametrize("kind", ["duckdb", "postgres"])
+def test_dag_loads_and_publishes_partitions_as_mapped_tasks(make_env: Callable[..., Env], kind: str) -> None:
+    """3 slices of a 1,500-SKU feed into the warehouse and the platform: one mapped task instance
+    per slice, the same end state as the sandbox's truth, re-syncs that reuse the last complete
+    mapped feed, and SKUs that leave the feed archived exactly once."""
+    env = make_env(kind, ["warehouse", "platform"], catalog_size=1500)
     _partition_rows(env, 500)
     first = env.run("usdirect_get_inventory")
     assert first.state == "success", env.task_states(first)
