@@ -94,9 +94,11 @@ def _warehouse(kind: str, folder: Path) -> Iterator[dict[str, Any]]:
 
 
 def _settle(conn: dict[str, Any]) -> None:
-    """Vacuum the Postgres bench database before a measurement, as autovacuum does between daily
-    runs, so that no contender's measurement overlaps autovacuum working through the previous
-    contender's million new rows."""
+    """Write back what earlier steps left in the page cache (the feeds just generated, the last
+    contender's files), then vacuum the Postgres bench database, as autovacuum does between daily
+    runs, so that no contender's measurement overlaps the previous one's disk writes or autovacuum
+    working through its million new rows."""
+    os.sync()  # the first measurement would otherwise share the disk with 460 MB of new feeds
     if conn["conn_type"] != "postgres":
         return
     import psycopg
