@@ -130,3 +130,35 @@ def test_unchanged_feed_skips_with_staging_on_s3(
     states = env.task_states(again)
     assert again.state == "success" and states["fetch_feed"] == "skipped", states
     assert _objects(s3) == staged
+
+
+def test_partitioned_feed_stages_its_slices_through_s3(
+    make_env: Callable[..., Env],
+    s3: Any,
+    s3_endpoint: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each slice file is uploaded by map_feed and read back by its own load and publish task."""
+    env = make_env("duckdb", ["warehouse", "platform"], catalog_size=200)
+    _stage_on_s3(monkeypatch, s3_endpoint)
+    path = Path(os.environ["USDIRECT_CONFIG"])
+    raw = yaml.safe_load(path.read_text())
+    raw["operations"]["get_inventory"]["partition_rows"] = 70
+    path.write_text(yaml.safe_dump(raw))
+
+    run = env.run("usdirect_get_inventory")
+    assert run.state == "success", env.task_states(run)
+    assert_warehouse_matches(env)
+    slices = sorted(key.rsplit("/", 1)[1] for key in _objects(s3) if "/mapped-part-" in key)
+    assert slices == [f"mapped-part-{i:04d}-of-0003.parquet" for i in range(3)]
+    skus = [
+        sku
+        for key in _objects(s3)
+        if "/mapped-part-" in key
+        for sku in _parquet(s3, key).column("sku").to_pylist()
+    ]
+    assert sorted(skus) == sorted(inventory(env.wh))  # every SKU in exactly one slice
+    loads = sorted(
+        ti.map_index for ti in run.get_task_instances() if ti.task_id == "load_inventory_warehouse"
+    )
+    assert loads == [0, 1, 2]
