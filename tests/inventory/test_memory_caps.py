@@ -87,3 +87,17 @@ def test_a_load_over_the_cap_is_explained_and_leaves_the_warehouse_as_it_was(
 def test_other_errors_are_not_rewritten() -> None:
     assert _explained(duckdb.CatalogException("Table with name x does not exist")) is None
     assert _explained(ValueError("Out of Memory")) is None  # not DuckDB's
+
+
+def test_an_invalidated_database_is_explained_as_the_memory_cap() -> None:
+    """What DuckDB raised on the third 2,000,000-row slice of a 10,000,000-SKU load under 400MB."""
+    fatal = duckdb.FatalException(
+        "FATAL Error: Failed: database has been invalidated because of a previous fatal error. The "
+        'database must be restarted prior to being used again.\nOriginal error: "Failed to flush table '
+        "usdirect_inventory during commit: could not allocate block of size 256.0 KiB (381.3 MiB/381.4 MiB "
+        'used)"'
+    )
+    explained = _explained(fatal)
+    assert isinstance(explained, engine.DuckDBMemoryError)
+    assert str(explained).startswith("DuckDB ran out of memory under its cap (FATAL Error: Failed: database")
+    assert "keeps its last committed state" in str(explained)
