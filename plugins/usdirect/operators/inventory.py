@@ -1,12 +1,13 @@
 """Get Inventory tasks: the full feed (``define_get_inventory``) and the changes API
 (``define_get_inventory_changes``).
 
-Full feed: fetch_feed → map_feed (template, duplicates, guard) → load_inventory_warehouse →
-publish_inventory_platform → record_feed_state. Files move through the run's staging location;
-XCom carries counts and the feed's HTTP validators only. The validators are recorded by the last
-task, after every target took the feed, so a 304 never hides a feed that a failed run left
-undelivered. The warehouse connection also keeps the feed state and the publish ledger, even for
-an account that publishes to the platform only.
+Full feed: fetch_feed → map_feed (template, duplicates, guard, then slices above partition_rows)
+→ load_inventory_warehouse → publish_inventory_platform (both mapped over the slices, one task
+instance for a smaller feed; see ``inventory_partitions``) → record_feed_state. Files move
+through the run's staging location; XCom carries counts and the feed's HTTP validators only. The
+validators are recorded by the last task, after every target took the feed, so a 304 never hides
+a feed that a failed run left undelivered. The warehouse connection also keeps the feed state and
+the publish ledger, even for an account that publishes to the platform only.
 """
 
 from __future__ import annotations
