@@ -18,6 +18,8 @@ export AIRFLOW__CORE__TEST_CONNECTION := Enabled
 export AIRFLOW__CORE__SENSITIVE_VAR_CONN_NAMES := feed_url
 export USDIRECT_CONFIG ?= $(CURDIR)/include/usdirect.yaml
 
+comma := ,
+
 .PHONY: install demo test lint bench airflow airflow-reset lock clean browser-deps
 
 install: $(STAMP)
@@ -52,7 +54,7 @@ browser-deps:
 
 bench: install
 	$(UV) pip install --quiet --python $(BIN)/python -c constraints.txt -r requirements-bench.txt
-	$(BIN)/python -m benchmarks
+	$(BIN)/python -m benchmarks $(if $(SIZES),--sizes $(subst $(comma), ,$(SIZES)))
 
 airflow: install
 	$(BIN)/python scripts/local_airflow.py
