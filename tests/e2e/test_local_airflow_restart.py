@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import psutil
 import psycopg
 import pytest
 
@@ -66,7 +67,8 @@ class LocalAirflow:
         return self.output
 
     def kill(self) -> None:
-        """After a failed assertion: Ctrl-C first, so the sandbox and Airflow it started stop too."""
+        """After a failed assertion: Ctrl-C first, so the sandbox and Airflow it started stop too;
+        then whatever still runs with this session's AIRFLOW_HOME, so a failure leaks no process."""
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
             try:
@@ -74,6 +76,17 @@ class LocalAirflow:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        kill_leftovers(self.env["AIRFLOW_HOME"])
+
+
+def kill_leftovers(home: str) -> None:
+    """Kill every process started for the session on ``home`` (they all inherit its AIRFLOW_HOME)."""
+    for proc in psutil.process_iter():
+        try:
+            if proc.pid != os.getpid() and proc.environ().get("AIRFLOW_HOME") == home:
+                proc.kill()
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
 
 
 def run_script(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
