@@ -3,7 +3,9 @@
 Each created order gets a timeline of events computed at submission from (seed, PO number):
 processing, one or two shipments (distinct tracking numbers) whose status moves on after they
 first appear, an invoice once everything has shipped, and payment. Advancing the clock applies
-the events that have come due, stamping each change with the event's own time.
+the events that have come due, stamping each change with the event's own time. An order can be
+cancelled (admin API) until it has fully shipped; its pending events then do nothing, so it ships,
+is invoiced and moves status no further (parcels already shipped still travel).
 """
 
 from __future__ import annotations
@@ -307,11 +309,25 @@ class OrderBook:
         raise KeyError(accepted_line["line_number"])
 
     def _set_status(self, order: dict, status: str, at: datetime) -> None:
+        if order["status"] == "cancelled":
+            return
         order["status"], order["updated_at"] = status, iso(at)
+
+    def cancel(self, po: str) -> dict:
+        """Cancel an order that has not fully shipped, now (404 unknown PO, 409 shipped or cancelled)."""
+        order = self.orders.get(po)
+        if order is None:
+            raise ApiError(404, "order_not_found", f"no order with PO number {po}")
+        if order["status"] in ("shipped", "cancelled"):
+            raise ApiError(409, "not_cancellable", f"PO {po} is already {order['status']}")
+        order["status"], order["updated_at"] = "cancelled", iso(self.clock.now)
+        return self.order(po) or {}
 
     def _ship(
         self, order: dict, parcel: list[tuple[dict, int]], k: int, last: bool, roll: float, at: datetime
     ) -> None:
+        if order["status"] == "cancelled":
+            return
         carrier, _, _ = SHIPPING_CODES[order["shipping_code"]]
         rng = random.Random(f"{self.seed}:{order['po_number']}:{k}")
         if carrier == "UPS":
@@ -354,6 +370,8 @@ class OrderBook:
         shipment["status"], shipment["updated_at"] = status, iso(at)
 
     def _invoice(self, order: dict, split: bool, at: datetime) -> None:
+        if order["status"] == "cancelled":
+            return
         carrier_fee = SHIPPING_CODES[order["shipping_code"]][2]
         self._invoice_no += 1
         lines = []
@@ -386,7 +404,9 @@ class OrderBook:
         }
 
     def _set_invoice_status(self, order: dict, status: str, at: datetime) -> None:
-        invoice = self.invoices[order["po_number"]]
+        invoice = self.invoices.get(order["po_number"])
+        if invoice is None:  # cancelled before it was invoiced
+            return
         invoice["status"], invoice["updated_at"] = status, iso(at)
 
     def advance(self, delta: timedelta) -> int:

@@ -87,6 +87,10 @@ class SandboxInfo:
     def creation_counts(self) -> dict[str, dict[str, int]]:
         return self._admin("usdirect", "GET", "orders/creation-counts")
 
+    def cancel_order(self, po_number: str) -> dict:
+        """Cancel an accepted order that has not fully shipped (US Direct cancelled it); the order."""
+        return self._admin("usdirect", "POST", f"orders/{po_number}/cancel")
+
     def next_catalog_version(self, **shares: float) -> dict:
         """Switch feed and /v1/inventory to the next version (shares: price, quantity, new, removed)."""
         return self._admin("usdirect", "POST", "catalog/next-version", shares)

@@ -263,6 +263,10 @@ def _admin(state: SandboxState) -> APIRouter:
     async def clock() -> dict:
         return {"now": iso(state.clock.now)}
 
+    @router.post("/orders/{po_number}/cancel")
+    async def cancel_order(po_number: str) -> dict:
+        return state.orders.cancel(po_number)
+
     @router.get("/orders/creation-counts")
     async def creation_counts() -> dict:
         return {po: dict(c) for po, c in state.orders.counts.items()}

@@ -348,3 +348,49 @@ def test_shipments_after_a_16_day_pause_reach_both_targets(
         >= old[0] - dt.timedelta(minutes=10)
     )
     assert read_watermark(state, DAG, targets) == latest + H
+
+
+def test_a_po_cancelled_while_processing_is_recorded_by_get_shipments_and_not_looked_up_again(
+    paused_env: Callable[[list[str]], tuple[SandboxInfo, Warehouse, WebhookReceiver]],
+    orders_template: Any,
+) -> None:
+    """US Direct cancels a PO after accepting it: the next run whose straggler lookups reach it
+    records `cancelled`, the view calls it terminal, and later runs leave it alone."""
+    from tests.orders.test_orders_warehouse import _recon
+
+    sb, wh, _ = paused_env(["warehouse"])
+    with wh.connect() as conn:
+        ow.import_fulfillment_requests(wh, conn, usdirect_frs(sb))
+    report = orders.send_orders(orders_template, UsDirectHook(), orders.SendOptions(), wh=wh)
+    po = next(
+        o.po_number for o in report.outcomes if o.kind == orders.SUBMITTED and o.order_status == "received"
+    )
+    t0 = sb.clock_now()
+    sb.advance_clock(hours=2)
+    hook = UsDirectHook()
+    assert hook.get_order(po)["status"] == "processing"
+    assert sb.cancel_order(po)["status"] == "cancelled"  # before its first parcel (20 h)
+    sb.advance_clock(hours=22)
+    first = _dag(DAG).test(logical_date=t0 + H)  # first parcels; nothing old enough to look up yet
+    assert first.state == "success" and _fetched(first)[2]["stragglers_checked"] == 0
+
+    sb.advance_clock(days=3)  # past straggler_age_hours (72): every other order has shipped
+    assert hook.get_order(po)["status"] == "cancelled" and hook.get_order_shipments(po) == []
+    latest = sb.clock_now().replace(minute=0) - H
+    stragglers = shipments.straggler_pos(wh, latest + H, 72)
+    assert po in stragglers
+    run = run_as(_dag(DAG), "scheduled", (latest, latest + H))
+    assert run.state == "success", {ti.task_id: ti.state for ti in run.get_task_instances()}
+    assert _fetched(run)[2]["stragglers_checked"] == len(stragglers)
+    with wh.connect() as conn:
+        ((status,),) = wh.fetchall(
+            conn, f"SELECT order_status FROM {wh.table(ow.FR)} WHERE po_number = %s", (po,)
+        )
+    assert status == "cancelled"
+    assert (_recon(wh)[po]["state"], _recon(wh)[po]["fulfillment_state"]) == ("cancelled", "cancelled")
+
+    lookups = sb.stats()["requests"]["GET /v1/orders/{po_number}"]
+    again = run_as(_dag(DAG), "scheduled", (latest + H, latest + 2 * H))
+    assert again.state == "success"
+    assert _fetched(again)[2]["stragglers_checked"] == 0  # the cancelled PO is terminal
+    assert sb.stats()["requests"]["GET /v1/orders/{po_number}"] == lookups

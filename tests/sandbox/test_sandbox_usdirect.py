@@ -481,6 +481,39 @@ def test_some_parcels_are_returned_and_credited(sb: SandboxInfo, client: httpx.C
         assert returned == (status == "credited")
 
 
+def test_an_order_cancelled_before_it_fully_ships_ships_nothing_more(
+    sb: SandboxInfo, client: httpx.Client
+) -> None:
+    skus = _light_skus(sb, 3)
+    pos = [f"CX-{i}" for i in range(12)]
+    for po in pos:
+        _submit(client, sb, _order(po, *[(s, 2) for s in skus]))
+    cancel = lambda po: client.post(f"{sb.usdirect_admin}/orders/{po}/cancel")  # noqa: E731
+    get = lambda po: client.get(f"{sb.usdirect_url}/v1/orders/{po}", headers=api(sb)).json()  # noqa: E731
+    sb.advance_clock(hours=2)
+    assert get(pos[0])["status"] == "processing"
+    response = cancel(pos[0])
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "cancelled"
+    assert response.json()["updated_at"] == get(pos[0])["updated_at"]
+    assert get(pos[0])["updated_at"].replace("Z", "+00:00") == sb.clock_now().isoformat()
+    assert_error(cancel(pos[0]), 409, "not_cancellable")
+    assert_error(cancel("NOPE"), 404, "order_not_found")
+    sb.advance_clock(hours=19)  # first parcels: some orders are now partially shipped
+    split = next(po for po in pos[1:] if get(po)["status"] == "partially_shipped")
+    first = _shipments(client, sb, split)
+    assert cancel(split).json()["status"] == "cancelled"
+    sb.advance_clock(days=6)  # past every remaining shipment, invoice and payment
+    assert get(pos[0])["status"] == get(split)["status"] == "cancelled"
+    assert _shipments(client, sb, pos[0]) == []
+    assert [s["shipment_id"] for s in _shipments(client, sb, split)] == [first[0]["shipment_id"]]
+    assert _shipments(client, sb, split)[0]["status"] != "label_created"  # the parcel still travels
+    for po in (pos[0], split):
+        assert_error(_invoice(client, sb, po), 404, "invoice_not_found")
+    shipped = next(po for po in pos if get(po)["status"] == "shipped")
+    assert_error(cancel(shipped), 409, "not_cancellable")
+
+
 def test_lifecycle_is_deterministic(sandbox_factory) -> None:
     results = []
     start = datetime(2026, 11, 20, 8, tzinfo=UTC)
