@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from sandbox.runner import SandboxInfo
 from tests.conftest import REPO, conn_env_var, warehouse_conn
+from tests.settings_file import write_settings
 from usdirect.targets.sql import Warehouse
 
 
@@ -47,20 +47,6 @@ class Env:
         return self.sandbox.stats("flxpoint")["requests"]
 
 
-def _config(tmp: Path, targets: list[str], schema: str | None) -> Path:
-    raw = yaml.safe_load((REPO / "include" / "usdirect.yaml").read_text())
-    for op in raw["operations"].values():
-        op["template"] = str(REPO / "include" / op["template"])
-    raw["accounts"] = [{**raw["accounts"][0], "targets": targets}]
-    raw["alerts"] = {"on_failure": False, "needs_attention": False, "channels": []}
-    raw["staging"] = {"url": str(tmp / "staging")}
-    raw["warehouse"] = {"schema": schema}
-    raw["tasks"] = {"retries": 0, "retry_delay_seconds": 0}  # a failure shows at once
-    path = tmp / "usdirect.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    return path
-
-
 @pytest.fixture
 def make_env(
     tmp_path: Path,
@@ -79,7 +65,9 @@ def make_env(
         monkeypatch.setenv(*conn_env_var("usdirect_warehouse", warehouse_conn(kind, request, tmp_path)))
         # Postgres tests share the session database: each gets a schema of its own.
         schema = f"inv_e2e_{uuid.uuid4().hex[:8]}" if kind == "postgres" else None
-        monkeypatch.setenv("USDIRECT_CONFIG", str(_config(tmp_path, targets, schema)))
+        monkeypatch.setenv(
+            "USDIRECT_CONFIG", str(write_settings(tmp_path, targets, retries=0, schema=schema))
+        )
         return Env(sb, Warehouse.from_conn_id("usdirect_warehouse", schema=schema), tmp_path)
 
     yield make

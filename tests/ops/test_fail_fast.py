@@ -20,6 +20,7 @@ import yaml
 from sandbox.runner import SandboxInfo
 from tests.conftest import REPO, conn_env_var, warehouse_conn
 from tests.ops.receivers import WebhookReceiver
+from tests.settings_file import write_settings
 
 RETRIES = 2
 
@@ -54,23 +55,6 @@ def tries(run: Any) -> dict[str, tuple[str, int]]:
     return {ti.task_id: (str(ti.state), ti.try_number) for ti in run.get_task_instances()}
 
 
-def _config(tmp: Path, targets: list[str], templates: dict[str, Path]) -> Path:
-    raw = yaml.safe_load((REPO / "include" / "usdirect.yaml").read_text())
-    for name, op in raw["operations"].items():
-        op["template"] = str(templates.get(name) or REPO / "include" / op["template"])
-    raw["accounts"] = [{**raw["accounts"][0], "targets": targets}]
-    raw["alerts"] = {
-        "on_failure": True,
-        "needs_attention": False,
-        "channels": [{"type": "http", "conn_id": "ff_alerts", "endpoint": "/alerts"}],
-    }
-    raw["staging"] = {"url": str(tmp / "staging")}
-    raw["tasks"] = {"retries": RETRIES, "retry_delay_seconds": 0}
-    path = tmp / "usdirect.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    return path
-
-
 @pytest.fixture
 def make_env(
     tmp_path: Path,
@@ -90,7 +74,19 @@ def make_env(
         conns["usdirect_warehouse"] = warehouse_conn("duckdb", request, tmp_path)
         for conn_id, conn in conns.items():
             monkeypatch.setenv(*conn_env_var(conn_id, conn))
-        monkeypatch.setenv("USDIRECT_CONFIG", str(_config(tmp_path, targets, templates or {})))
+        monkeypatch.setenv(
+            "USDIRECT_CONFIG",
+            str(
+                write_settings(
+                    tmp_path,
+                    targets,
+                    alerts_conn="ff_alerts",
+                    needs_attention=False,
+                    retries=RETRIES,
+                    templates=templates,
+                )
+            ),
+        )
         return FailFastEnv(sb, webhook, conns, monkeypatch)
 
     try:

@@ -14,6 +14,7 @@ from sandbox.runner import SandboxInfo
 from tests.conftest import REPO, conn_env_var
 from tests.ops.receivers import WebhookReceiver
 from tests.orders.conftest import FAST_CLIENT, FAST_HTTP, FAST_SANDBOX
+from tests.settings_file import write_settings
 from usdirect.targets import orders_warehouse as ow
 from usdirect.targets.sql import Warehouse
 
@@ -22,21 +23,6 @@ TEMPLATE_FILES = {
     "get_shipments": "shipments.yaml",
     "get_invoices": "invoices.yaml",
 }
-
-
-def _config(tmp: Path, targets: list[str], webhook_conn: str | None = None) -> Path:
-    raw = yaml.safe_load((REPO / "include" / "usdirect.yaml").read_text())
-    for op in raw["operations"].values():
-        op["template"] = str(REPO / "include" / op["template"])
-    raw["accounts"] = [{**raw["accounts"][0], "targets": targets}]
-    raw["alerts"] = {"on_failure": False, "needs_attention": False, "channels": []}
-    if webhook_conn:
-        channel = {"type": "http", "conn_id": webhook_conn, "endpoint": "/alerts"}
-        raw["alerts"] = {"on_failure": True, "needs_attention": True, "channels": [channel]}
-    raw["staging"] = {"url": str(tmp / "staging")}
-    path = tmp / "usdirect.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    return path
 
 
 def _dag(dag_id: str) -> Any:
@@ -71,7 +57,10 @@ def dag_env(
     monkeypatch.setenv(
         *conn_env_var("orders_alerts", {"conn_type": "http", "host": "127.0.0.1", "port": webhook.port})
     )
-    monkeypatch.setenv("USDIRECT_CONFIG", str(_config(tmp_path, ["warehouse", "platform"], "orders_alerts")))
+    monkeypatch.setenv(
+        "USDIRECT_CONFIG",
+        str(write_settings(tmp_path, ["warehouse", "platform"], alerts_conn="orders_alerts")),
+    )
     request.node.webhook = webhook
     return sb, Warehouse.from_conn_id("usdirect_warehouse"), tmp_path
 

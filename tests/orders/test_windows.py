@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from sandbox.runner import SandboxInfo
 from tests.conftest import REPO, conn_env_var
@@ -18,6 +17,7 @@ from tests.dag_runs import run_as
 from tests.ops.receivers import WebhookReceiver
 from tests.orders.conftest import FAST_CLIENT, FAST_HTTP, FAST_SANDBOX, usdirect_frs, use_sandbox
 from tests.orders.test_lifecycle import _check_platform, _check_warehouse
+from tests.settings_file import write_settings
 from usdirect.hooks.flxpoint import FlxpointHook
 from usdirect.hooks.usdirect import UsDirectHook
 from usdirect.pipelines import orders, shipments
@@ -29,22 +29,6 @@ UTC = dt.UTC
 T = dt.datetime(2026, 11, 20, tzinfo=UTC)
 H = dt.timedelta(hours=1)
 DAG = "usdirect_get_shipments"
-
-
-def _config(tmp: Path, targets: list[str], webhook_conn: str | None = None) -> Path:
-    raw = yaml.safe_load((REPO / "include" / "usdirect.yaml").read_text())
-    for op in raw["operations"].values():
-        op["template"] = str(REPO / "include" / op["template"])
-    raw["accounts"] = [{**raw["accounts"][0], "targets": targets}]
-    raw["alerts"] = {"on_failure": False, "needs_attention": False, "channels": []}
-    if webhook_conn:
-        channel = {"type": "http", "conn_id": webhook_conn, "endpoint": "/alerts"}
-        raw["alerts"] = {"on_failure": True, "needs_attention": True, "channels": [channel]}
-    raw["staging"] = {"url": str(tmp / "staging")}
-    raw["tasks"] = {"retries": 0, "retry_delay_seconds": 0}
-    path = tmp / "usdirect.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    return path
 
 
 # --- the watermark ------------------------------------------------------------------------------
@@ -94,7 +78,7 @@ def test_each_run_type_gets_its_window(
     monkeypatch.setenv(
         *conn_env_var("usdirect_warehouse", {"conn_type": "duckdb", "host": str(tmp_path / "w.duckdb")})
     )
-    cfg = load_config(_config(tmp_path, targets))
+    cfg = load_config(write_settings(tmp_path, targets, retries=0))
     state = Warehouse.from_conn_id("usdirect_warehouse")
     for target in targets:
         advance_watermark(state, DAG, target, (T - H, T), "r0")
@@ -228,7 +212,9 @@ def paused_env(
         monkeypatch.setenv(
             *conn_env_var("gap_alerts", {"conn_type": "http", "host": "127.0.0.1", "port": webhook.port})
         )
-        monkeypatch.setenv("USDIRECT_CONFIG", str(_config(tmp_path, targets, "gap_alerts")))
+        monkeypatch.setenv(
+            "USDIRECT_CONFIG", str(write_settings(tmp_path, targets, alerts_conn="gap_alerts", retries=0))
+        )
         return sb, Warehouse.from_conn_id("usdirect_warehouse"), webhook
 
     return make
