@@ -190,7 +190,7 @@ def _login(stack: AirflowStack) -> str:
     return response.json()["access_token"]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def metadata_db() -> Iterator[str]:
     """SQLAlchemy URL of a Postgres database created for Airflow's metadata and dropped afterwards."""
     with temporary_database("usdirect_e2e_meta") as dsn:
@@ -264,9 +264,10 @@ def running_airflow(
             alerts.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def airflow_stack(tmp_path_factory: pytest.TempPathFactory, metadata_db: str) -> Iterator[AirflowStack]:
-    """The LocalExecutor deployment (as `airflow standalone` runs it) shared by the e2e tests."""
+    """The LocalExecutor deployment (as `airflow standalone` runs it) shared by a module's tests;
+    stopped after the module, so it neither loads the machine nor meets later tests' runs."""
     with running_airflow(tmp_path_factory.mktemp("e2e-airflow-home"), metadata_db) as stack:
         yield stack
 
