@@ -82,9 +82,11 @@ def test_slices_agree_between_duckdb_and_postgres(wh: Warehouse) -> None:
     import duckdb
 
     skus = [f"SKU-{i}" for i in range(500)] + ["ÄÖ-ü", "a'b", ""]
-    engine = {
-        s: int(duckdb.execute(f"SELECT {slice_sql('duckdb', '?', 7)}", [s]).fetchone()[0]) for s in skus
-    }
+    with duckdb.connect() as engine_conn:  # its own connection: the module's default one is shared
+        engine = {
+            s: int(engine_conn.execute(f"SELECT {slice_sql('duckdb', '?', 7)}", [s]).fetchall()[0][0])
+            for s in skus
+        }
     with wh.connect() as conn:
         stored = {
             s: int(wh.fetchall(conn, f"SELECT {slice_sql(wh.dialect, '%s', 7)}", (s,))[0][0]) for s in skus

@@ -40,7 +40,8 @@ def _feeds(tmp_path: Path, shares: Shares = SMALL, dirty: bool = False) -> tuple
 
 
 def _rows(source: str) -> list[tuple]:
-    return duckdb.sql(f"SELECT {', '.join(COLUMNS)} FROM {source} ORDER BY sku").fetchall()
+    with duckdb.connect() as conn:  # not duckdb's default connection, which other tests share
+        return conn.sql(f"SELECT {', '.join(COLUMNS)} FROM {source} ORDER BY sku").fetchall()
 
 
 def _map(template, feed: Path, out: Path, base: Path | None = None):

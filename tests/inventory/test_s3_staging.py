@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -50,6 +51,9 @@ def s3(s3_endpoint: str) -> Any:
         aws_access_key_id=KEYS["login"],
         aws_secret_access_key=KEYS["password"],
     )
+    # moto keeps every server's buckets in one store per process: start each test from none, so
+    # files staged by an earlier module (the Celery e2e stages on S3 too) are not counted here.
+    httpx.post(f"{s3_endpoint}/moto-api/reset", timeout=30).raise_for_status()
     client.create_bucket(Bucket=BUCKET)
     return client
 
