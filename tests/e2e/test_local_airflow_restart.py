@@ -62,7 +62,7 @@ class LocalAirflow:
     def stop(self) -> str:
         assert self.proc is not None and self.proc.stdout is not None
         self.proc.send_signal(signal.SIGINT)  # Ctrl-C
-        rest, _ = self.proc.communicate(timeout=120)
+        rest, _ = self.proc.communicate(timeout=240)
         self.output += rest
         return self.output
 
