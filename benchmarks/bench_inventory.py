@@ -121,11 +121,11 @@ def _sync(conn: dict[str, Any], feed: Path, mapped: Path, name: str, base: Path 
     """One full-feed sync in this (fresh) process: transform, then load; imports are not timed.
     ``base``: the previous sync's complete mapped feed, which a re-sync builds on as a run does."""
     _use_connection("bench_wh", conn)
+    from usdirect.engine.reuse import MappedFeed
+    from usdirect.engine.transform import transform_feed
     from usdirect.mapping import load_template
-    from usdirect.pipelines.inventory_reuse import MappedFeed
-    from usdirect.pipelines.inventory_transform import transform_feed
-    from usdirect.targets.inventory_warehouse import load_full
-    from usdirect.targets.sql import Warehouse
+    from usdirect.targets.warehouse.inventory import load_full
+    from usdirect.targets.warehouse.sql import Warehouse
 
     template = load_template(TEMPLATE)
     wh = Warehouse.from_conn_id("bench_wh")
@@ -240,7 +240,7 @@ def _peer_dlt(kind: str, conn: dict[str, Any], feed: Path, workdir: Path) -> dic
     import dlt
     import pyarrow as pa
 
-    from usdirect.pipelines.inventory_schema import MEASURE, MONEY
+    from usdirect.domain.inventory import MEASURE, MONEY
 
     os.environ["RUNTIME__LOG_LEVEL"] = "ERROR"
     os.environ["NORMALIZE__PARQUET_NORMALIZER__ADD_DLT_LOAD_ID"] = "true"  # for the archive step
@@ -306,8 +306,8 @@ def _publish(flx: dict[str, Any], state: dict[str, Any], mapped: Any, plan_dir: 
     _use_connection("bench_state", state)
     from usdirect.hooks.flxpoint import FlxpointHook
     from usdirect.mapping import load_template
-    from usdirect.targets.inventory_platform import plan_publish, publish
-    from usdirect.targets.sql import Warehouse
+    from usdirect.targets.platform.inventory import plan_publish, publish
+    from usdirect.targets.warehouse.sql import Warehouse
 
     writable = frozenset(load_template(TEMPLATE).writable_fields())
     wh = Warehouse.from_conn_id("bench_state")
@@ -335,8 +335,8 @@ def _plan_only(state: dict[str, Any], mapped: Any, plan_dir: Path, seed_from: An
     then the re-sync plan shows how many calls the publish takes."""
     _use_connection("bench_state", state)
     from usdirect.mapping import load_template
-    from usdirect.targets.inventory_platform import adopt_published, plan_publish
-    from usdirect.targets.sql import Warehouse
+    from usdirect.targets.platform.inventory import adopt_published, plan_publish
+    from usdirect.targets.warehouse.sql import Warehouse
 
     writable = frozenset(load_template(TEMPLATE).writable_fields())
     wh = Warehouse.from_conn_id("bench_state")

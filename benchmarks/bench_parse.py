@@ -42,8 +42,8 @@ import structlog
 from airflow.dag_processing.dagbag import BundleDagBag
 from airflow.dag_processing.processor import _serialize_dags
 
-import usdirect.config as config
-import usdirect.template_check as template_check
+import usdirect.settings.config as config
+import usdirect.settings.template_check as template_check
 
 reads = Counter()
 read, check = config.load_located_yaml, template_check.check_template_spec

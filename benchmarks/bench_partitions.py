@@ -44,10 +44,10 @@ def _rss_mb() -> int:
 
 def _map(feed: Path, folder: Path, name: str, base: Path | None, partition_rows: int) -> dict[str, Any]:
     """``map_feed``: transform (reusing ``base``), then write the slice files."""
+    from usdirect.engine.partitions import partition_count, write_partitions
+    from usdirect.engine.reuse import MappedFeed, feed_source
+    from usdirect.engine.transform import transform_feed
     from usdirect.mapping import load_template
-    from usdirect.pipelines.inventory_partitions import partition_count, write_partitions
-    from usdirect.pipelines.inventory_reuse import MappedFeed, feed_source
-    from usdirect.pipelines.inventory_transform import transform_feed
 
     template = load_template(TEMPLATE)
     mapped = folder / f"mapped-{name}.parquet"
@@ -71,10 +71,10 @@ def _map(feed: Path, folder: Path, name: str, base: Path | None, partition_rows:
 def _load(conn: dict[str, Any], account: str, feed: Any, run: str, index: int | None, count: int) -> dict:
     """One ``load_inventory_warehouse`` task (``index`` None: the whole feed)."""
     _use_connection("bench_wh", conn)
-    from usdirect.pipelines.inventory_absence import archive_at_once
-    from usdirect.pipelines.inventory_partitions import Partition
-    from usdirect.targets.inventory_warehouse import load_full
-    from usdirect.targets.sql import Warehouse
+    from usdirect.engine.absence import archive_at_once
+    from usdirect.engine.partitions import Partition
+    from usdirect.targets.warehouse.inventory import load_full
+    from usdirect.targets.warehouse.sql import Warehouse
 
     wh = Warehouse.from_conn_id("bench_wh")
     part = Partition(index, count) if index is not None else None
@@ -86,8 +86,8 @@ def _load(conn: dict[str, Any], account: str, feed: Any, run: str, index: int | 
 def _differing(conn: dict[str, Any]) -> int:
     """Rows in one account's inventory and not the other's (values, archived flag and row hash)."""
     _use_connection("bench_wh", conn)
-    from usdirect.pipelines.inventory_schema import MAPPED_COLUMNS
-    from usdirect.targets.sql import Warehouse
+    from usdirect.domain.inventory import MAPPED_COLUMNS
+    from usdirect.targets.warehouse.sql import Warehouse
 
     wh = Warehouse.from_conn_id("bench_wh")
     cols = ", ".join((*MAPPED_COLUMNS, "row_hash", "missing_feed_seq"))

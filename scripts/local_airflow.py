@@ -35,7 +35,7 @@ sys.path[:0] = [p for p in (str(REPO), str(REPO / "plugins")) if p not in sys.pa
 
 from scripts import local_metadata  # noqa: E402  (after the path set-up above)
 from scripts.local_state import InconsistentStateError, LocalState  # noqa: E402
-from usdirect.config import Config, load_config  # noqa: E402
+from usdirect.settings.config import Config, load_config  # noqa: E402
 
 PASSWORDS_FILE = "simple_auth_manager_passwords.json.generated"
 
@@ -164,8 +164,8 @@ def demo_connections(
 
 def seed_orders(home: Path, sandbox: Any) -> int:
     """Write the platform's US Direct orders to the warehouse as pending, as a channel integration would."""
-    from usdirect.targets.orders_warehouse import seed_demo_requests
-    from usdirect.targets.sql import Warehouse
+    from usdirect.targets.warehouse.orders import seed_demo_requests
+    from usdirect.targets.warehouse.sql import Warehouse
 
     name = "AIRFLOW_CONN_USDIRECT_WAREHOUSE"
     os.environ[name] = json.dumps({"conn_type": "duckdb", "host": str(home / "warehouse.duckdb")})

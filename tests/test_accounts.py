@@ -15,10 +15,10 @@ import yaml
 
 from tests.conftest import REPO, conn_env_var
 from tests.hooks.test_ratelimit_shared import redis_db, shared_pacing  # noqa: F401  (fixtures)
-from usdirect import config as config_module
-from usdirect import template_check
-from usdirect.config import ConfigError, load_config
 from usdirect.hooks import ratelimit, ratelimit_redis
+from usdirect.settings import config as config_module
+from usdirect.settings import template_check
+from usdirect.settings.config import ConfigError, load_config
 
 DAGS = REPO / "dags"
 

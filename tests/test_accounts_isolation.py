@@ -18,7 +18,7 @@ from sandbox.runner import SandboxInfo
 from tests.conftest import REPO, conn_env_var
 from tests.ops.receivers import WebhookReceiver
 from tests.orders.conftest import FAST_CLIENT, FAST_HTTP, FAST_SANDBOX
-from usdirect.targets.sql import Warehouse
+from usdirect.targets.warehouse.sql import Warehouse
 
 ACCOUNTS = {  # account id -> its usdirect connection id
     "main": "usdirect_default",

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from usdirect.config import ConfigError, load_config
+from usdirect.settings.config import ConfigError, load_config
 
 BUNDLED = Path(__file__).resolve().parent.parent / "include" / "usdirect.yaml"
 

@@ -13,10 +13,10 @@ from collections.abc import Callable
 
 from airflow.sdk import DAG, CronDataIntervalTimetable, Param
 
-from usdirect.config import WINDOWED, Account, Config, load_config
-from usdirect.notifications import UsDirectFailureNotifier
+from usdirect.notifications.notifier import UsDirectFailureNotifier
 from usdirect.operators.broken_template import check_template
-from usdirect.template_check import template_problems
+from usdirect.settings.config import WINDOWED, Account, Config, load_config
+from usdirect.settings.template_check import template_problems
 
 log = logging.getLogger(__name__)
 

@@ -273,7 +273,7 @@ def airflow_stack(tmp_path_factory: pytest.TempPathFactory, metadata_db: str) ->
 
 
 def _load_config(env: dict[str, str]) -> Any:
-    from usdirect.config import load_config
+    from usdirect.settings.config import load_config
 
     return load_config(env["USDIRECT_CONFIG"])
 

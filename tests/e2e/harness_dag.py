@@ -11,8 +11,8 @@ import datetime as dt
 
 from airflow.sdk import DAG, CronDataIntervalTimetable, task
 
-from usdirect.config import load_config
-from usdirect.notifications import UsDirectFailureNotifier
+from usdirect.notifications.notifier import UsDirectFailureNotifier
+from usdirect.settings.config import load_config
 
 cfg = load_config()
 account = cfg.accounts[0]

@@ -14,8 +14,8 @@ import pytest
 from scripts.local_airflow import import_connections
 from tests.conftest import REPO, conn_env_var
 from tests.e2e.conftest import HARNESS_DAG, TERMINAL, AirflowStack
-from usdirect.targets.orders_warehouse import import_fulfillment_requests
-from usdirect.targets.sql import Warehouse
+from usdirect.targets.warehouse.orders import import_fulfillment_requests
+from usdirect.targets.warehouse.sql import Warehouse
 
 pytestmark = pytest.mark.e2e
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from usdirect.errors import PermanentError
+from usdirect.domain.errors import PermanentError
 from usdirect.hooks.feed_sniff import FeedNotCsvError, check_feed_is_csv
 from usdirect.hooks.usdirect import UsDirectHook
 

@@ -25,10 +25,10 @@ from benchmarks.bench_pacing import (
 )
 from sandbox.runner import SandboxInfo
 from tests.conftest import REPO, conn_env_var
-from usdirect.config import ConfigError, load_config
-from usdirect.errors import PermanentError
+from usdirect.domain.errors import PermanentError
 from usdirect.hooks import ratelimit, ratelimit_redis
 from usdirect.hooks.errors import ConnectionConfigError, RateLimitBackendError
+from usdirect.settings.config import ConfigError, load_config
 
 LIMIT = 5  # the sandbox's limit per API Token, and the hook's default rate
 SECONDS = 12.0
@@ -184,8 +184,8 @@ def test_pacing_is_per_process_unless_the_settings_say_redis(tmp_path: Path, mon
 
 
 def test_an_unreachable_redis_is_diagnosed_as_setup_with_the_fix() -> None:
-    from usdirect.config import Account
-    from usdirect.troubleshooting import diagnose
+    from usdirect.notifications.troubleshooting import diagnose
+    from usdirect.settings.config import Account
 
     error = RateLimitBackendError(
         f"the shared rate limit's Redis (connection '{REDIS_CONN_ID}') did not answer for 15 s (...)"

@@ -14,7 +14,7 @@ import pytest
 from sandbox.runner import SandboxInfo
 from tests.conftest import REPO, conn_env_var, warehouse_conn
 from tests.settings_file import write_settings
-from usdirect.targets.sql import Warehouse
+from usdirect.targets.warehouse.sql import Warehouse
 
 
 @pytest.fixture(params=["duckdb", "postgres"])

@@ -12,9 +12,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sandbox.runner import SandboxInfo
-from usdirect.pipelines.inventory_dedupe import ROW, dedupe_and_hash
-from usdirect.pipelines.inventory_schema import conform
-from usdirect.targets.sql import Warehouse
+from usdirect.domain.inventory import conform
+from usdirect.engine.dedupe import ROW, dedupe_and_hash
+from usdirect.targets.warehouse.sql import Warehouse
 
 T0 = dt.datetime(2026, 11, 20, 8, 0, tzinfo=dt.UTC)
 

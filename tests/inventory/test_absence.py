@@ -11,10 +11,10 @@ from pathlib import Path
 from tests.inventory.conftest import Env
 from tests.inventory.helpers import history, inventory, mapped_file, row
 from tests.inventory.test_dags import _task_counts
-from usdirect.pipelines.inventory_absence import Absence
-from usdirect.targets import inventory_warehouse as iw
-from usdirect.targets.inventory_platform import adopt_published, plan_publish
-from usdirect.targets.sql import Warehouse
+from usdirect.engine.absence import Absence
+from usdirect.targets.platform.inventory import adopt_published, plan_publish
+from usdirect.targets.warehouse import inventory as iw
+from usdirect.targets.warehouse.sql import Warehouse
 
 NOW = dt.datetime(2026, 11, 21, 5, 0, tzinfo=dt.UTC)
 WRITABLE = frozenset({"cost", "msrp", "map", "quantity", "archived", "title"})
@@ -138,7 +138,7 @@ def test_a_short_feed_through_the_dag_archives_nothing(make_env: Callable[..., E
 
 def test_tables_of_an_earlier_release_gain_the_new_columns(wh: Warehouse, tmp_path: Path) -> None:
     """An existing deployment upgrades in place: its tables get the columns on the next run."""
-    from usdirect.targets.inventory_platform import LEDGER
+    from usdirect.targets.platform.inventory import LEDGER
 
     with wh.connect() as conn:
         wh.execute(

@@ -12,11 +12,11 @@ import pytest
 
 from tests.conftest import conn_env_var
 from tests.inventory.helpers import inventory, mapped_file, row
-from usdirect.errors import PermanentError
+from usdirect.domain.errors import PermanentError
+from usdirect.engine import base as engine
 from usdirect.operators.base import _explained
-from usdirect.pipelines import inventory_engine as engine
-from usdirect.targets import inventory_warehouse as iw
-from usdirect.targets.sql import Warehouse, WarehouseConfigError
+from usdirect.targets.warehouse import inventory as iw
+from usdirect.targets.warehouse.sql import Warehouse, WarehouseConfigError
 
 NOW = dt.datetime(2026, 11, 21, 5, 0, tzinfo=dt.UTC)
 

@@ -15,11 +15,11 @@ import yaml
 from tests.inventory.conftest import Env
 from tests.inventory.helpers import assert_warehouse_matches, history, inventory, mapped_file, row, truth
 from tests.inventory.test_dags import _assert_platform_matches, _no_429
-from usdirect.pipelines.inventory_absence import Absence
-from usdirect.pipelines.inventory_engine import parquet_source
-from usdirect.pipelines.inventory_partitions import Partition, partition_count, slice_sql, write_partitions
-from usdirect.targets import inventory_warehouse as iw
-from usdirect.targets.sql import Warehouse
+from usdirect.engine.absence import Absence
+from usdirect.engine.base import parquet_source
+from usdirect.engine.partitions import Partition, partition_count, slice_sql, write_partitions
+from usdirect.targets.warehouse import inventory as iw
+from usdirect.targets.warehouse.sql import Warehouse
 
 NOW = dt.datetime(2026, 11, 21, 5, 0, tzinfo=dt.UTC)
 K = 3

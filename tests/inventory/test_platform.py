@@ -13,13 +13,13 @@ import pytest
 
 from sandbox.runner import SandboxInfo
 from tests.conftest import REPO, conn_env_var
+from usdirect.engine.transform import transform_feed
 from usdirect.hooks.errors import UsDirectError
 from usdirect.hooks.flxpoint import FlxpointHook
 from usdirect.hooks.usdirect import UsDirectHook
 from usdirect.mapping import Template, load_template
-from usdirect.pipelines.inventory_transform import transform_feed
-from usdirect.targets.inventory_platform import Plan, plan_publish, publish, published
-from usdirect.targets.sql import Warehouse
+from usdirect.targets.platform.inventory import Plan, plan_publish, publish, published
+from usdirect.targets.warehouse.sql import Warehouse
 
 ACCOUNT = "main"
 

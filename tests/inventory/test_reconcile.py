@@ -18,7 +18,7 @@ from sandbox.platform import OTHER_SUPPLIER_SKUS
 from tests.inventory.conftest import Env
 from tests.inventory.helpers import inventory, mapped_file, money, row, truth
 from tests.inventory.test_dags import _count, _no_429, _task_counts
-from usdirect.targets.sql import Warehouse
+from usdirect.targets.warehouse.sql import Warehouse
 
 WRITES = ("PUT /inventory/variants", "POST /inventory/parents")
 
@@ -135,8 +135,8 @@ def test_platform_only_account_reconciles_from_the_feed(make_env: Callable[..., 
 
 
 def test_reconcile_is_due_on_the_first_publish_and_every_n_days(wh: Warehouse, tmp_path: Path) -> None:
-    from usdirect.targets.inventory_platform import adopt_published
-    from usdirect.targets.inventory_reconcile import RECONCILES, ensure_reconciles, reconcile_due
+    from usdirect.targets.platform.inventory import adopt_published
+    from usdirect.targets.platform.reconcile import RECONCILES, ensure_reconciles, reconcile_due
 
     now = dt.datetime(2026, 12, 1, 5, 0, tzinfo=dt.UTC)
     assert "first publish" in (reconcile_due(wh, "main", None, now) or "")
@@ -164,7 +164,7 @@ def test_platform_is_read_the_cheaper_way(
 
     from tests.conftest import conn_env_var
     from usdirect.hooks.flxpoint import FlxpointHook
-    from usdirect.targets.inventory_reconcile import _read_platform
+    from usdirect.targets.platform.reconcile import _read_platform
 
     sb = sandbox_factory(catalog_size=1200, stale_platform=1.0, platform_rate_limit=0)
     conn = sb.connections()["flxpoint_default"] | {"extra": {"rate_limit": 50}}

@@ -11,13 +11,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.inventory.helpers import row
+from usdirect.domain.inventory import conform
+from usdirect.engine.dedupe import DUPLICATE_REASON, ROW, dedupe_and_hash
 from usdirect.mapping import check_reject_share
 from usdirect.mapping.errors import RejectShareExceededError
 from usdirect.mapping.rejects import make_rejects
-from usdirect.pipelines.inventory_dedupe import DUPLICATE_REASON, ROW, dedupe_and_hash
-from usdirect.pipelines.inventory_schema import conform
-from usdirect.targets.audit import write_rejects
-from usdirect.targets.sql import Warehouse
+from usdirect.targets.warehouse.audit import write_rejects
+from usdirect.targets.warehouse.sql import Warehouse
 
 OLD_REJECTS_DDL = """CREATE TABLE {t} (run_id TEXT NOT NULL, operation TEXT NOT NULL, row_number BIGINT,
     key TEXT, reason TEXT NOT NULL, raw TEXT, recorded_at TIMESTAMPTZ NOT NULL)"""

@@ -12,12 +12,12 @@ import pytest
 from sandbox.catalog import Catalog, Shares, write_catalog_csv
 from tests.conftest import REPO
 from tests.inventory.helpers import inventory
+from usdirect.domain.inventory import MAPPED_COLUMNS
+from usdirect.engine.reuse import BaseChangedError, MappedFeed, feed_rows, feed_source
+from usdirect.engine.transform import transform_feed
 from usdirect.mapping import load_template
-from usdirect.pipelines.inventory_reuse import BaseChangedError, MappedFeed, feed_rows, feed_source
-from usdirect.pipelines.inventory_schema import MAPPED_COLUMNS
-from usdirect.pipelines.inventory_transform import transform_feed
-from usdirect.targets import inventory_warehouse as iw
-from usdirect.targets.sql import Warehouse
+from usdirect.targets.warehouse import inventory as iw
+from usdirect.targets.warehouse.sql import Warehouse
 
 SEED = 7
 TEMPLATE = REPO / "include" / "mappings" / "inventory.yaml"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from upath import UPath
 
-from usdirect.pipelines import inventory_staging as staging
+from usdirect.engine import staging
 
 
 def test_remote_staging_round_trip_through_temp_files() -> None:

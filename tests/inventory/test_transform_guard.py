@@ -11,10 +11,10 @@ import pytest
 from sandbox.catalog import Catalog, write_catalog_csv
 from tests.conftest import REPO
 from tests.inventory.helpers import T0, mapped_file, row
+from usdirect.engine.dedupe import ROW, dedupe_and_hash
+from usdirect.engine.guard import FeedShrinkError, check_feed_size
+from usdirect.engine.transform import transform_feed
 from usdirect.mapping import load_template
-from usdirect.pipelines.inventory_dedupe import ROW, dedupe_and_hash
-from usdirect.pipelines.inventory_guard import FeedShrinkError, check_feed_size
-from usdirect.pipelines.inventory_transform import transform_feed
 
 
 def test_duplicates_newest_updated_at_wins_then_last_occurrence(tmp_path: Path) -> None:
@@ -41,7 +41,7 @@ def test_duplicates_newest_updated_at_wins_then_last_occurrence(tmp_path: Path) 
 def test_duplicate_rejects_name_the_winning_row(tmp_path: Path) -> None:
     import pyarrow as pa
 
-    from usdirect.pipelines.inventory_schema import conform
+    from usdirect.domain.inventory import conform
 
     rows = [row("7", quantity=1), row("7", quantity=2), row("8", cost="1.00"), row("8", cost="9.00")]
     table = conform(pa.Table.from_pylist(rows))

@@ -17,12 +17,13 @@ import pytest
 from sandbox.catalog import Catalog, write_catalog_csv
 from tests.conftest import REPO
 from tests.inventory.helpers import mapped_file, row
+from usdirect.domain.inventory import row_hash_sql
+from usdirect.engine import dedupe as inventory_dedupe
+from usdirect.engine import transform as inventory_transform
+from usdirect.engine.dedupe import ROW, Hashed, dedupe_and_hash, write_batches
+from usdirect.engine.reuse import RAW_HASH, raw_hash_sql
 from usdirect.mapping import load_template
 from usdirect.mapping.feed_reader import read_feed_batches
-from usdirect.pipelines import inventory_dedupe, inventory_transform
-from usdirect.pipelines.inventory_dedupe import ROW, Hashed, dedupe_and_hash, write_batches
-from usdirect.pipelines.inventory_reuse import RAW_HASH, raw_hash_sql
-from usdirect.pipelines.inventory_schema import row_hash_sql
 
 TEMPLATE = REPO / "include" / "mappings" / "inventory.yaml"
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from tests.inventory.helpers import T0, history, inventory, mapped_file, row
-from usdirect.targets import inventory_warehouse as iw
-from usdirect.targets.sql import Warehouse
+from usdirect.targets.warehouse import inventory as iw
+from usdirect.targets.warehouse.sql import Warehouse
 
 NOW1 = dt.datetime(2026, 11, 21, 5, 0, tzinfo=dt.UTC)
 NOW2 = NOW1 + dt.timedelta(days=1)
@@ -134,7 +134,7 @@ def test_feed_state_round_trip(wh: Warehouse) -> None:
 
 
 def test_adopted_catalog_publishes_only_differences(wh: Warehouse, tmp_path: Path) -> None:
-    from usdirect.targets.inventory_platform import adopt_published, plan_publish, published
+    from usdirect.targets.platform.inventory import adopt_published, plan_publish, published
 
     writable = frozenset({"cost", "msrp", "map", "quantity", "archived", "title"})
     v1 = mapped_file(tmp_path, [row("1"), row("2"), row("3")], "v1")

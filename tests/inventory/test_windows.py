@@ -11,7 +11,7 @@ from tests.dag_runs import run_as
 from tests.inventory.conftest import Env
 from tests.inventory.helpers import assert_warehouse_matches, truth
 from tests.inventory.test_dags import _assert_platform_matches
-from usdirect.targets.watermarks import read_watermark
+from usdirect.targets.warehouse.watermarks import read_watermark
 
 DAG = "usdirect_get_inventory_changes"
 QUARTER = dt.timedelta(minutes=15)

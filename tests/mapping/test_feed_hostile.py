@@ -14,11 +14,11 @@ import pytest
 from sandbox.catalog import Catalog, write_catalog_csv
 from sandbox.feed_hostile import make_hostile
 from tests.mapping.conftest import line_of
-from usdirect.errors import PermanentError
+from usdirect.domain.errors import PermanentError
+from usdirect.engine.transform import transform_feed
 from usdirect.mapping import load_template
 from usdirect.mapping.errors import FeedFormatError, TemplateError
 from usdirect.mapping.feed_reader import read_feed_batches
-from usdirect.pipelines.inventory_transform import transform_feed
 
 CONTROL = {chr(c) for c in range(32)} - {"\t", "\n", "\r"}
 

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from tests.conftest import REPO
-from usdirect.config import ConfigError, EmailChannel, HttpChannel, load_config
+from usdirect.settings.config import ConfigError, EmailChannel, HttpChannel, load_config
 
 
 def write(tmp_path: Path, **changes: object) -> Path:

@@ -61,7 +61,7 @@ DAG_FILE = textwrap.dedent(
     def define_attention_inventory(cfg, account):
         @task(retries=0)
         def load_inventory():
-            from usdirect.notifications import alert_needs_attention
+            from usdirect.notifications.notifier import alert_needs_attention
             from usdirect.operators.base import operation_run
 
             with operation_run("get_inventory", account.id) as run:

@@ -275,7 +275,7 @@ def test_refused_platform_token_stops_shipment_and_invoice_delivery_instead_of_p
 ) -> None:
     from usdirect.hooks.errors import AuthenticationError
     from usdirect.hooks.flxpoint import FlxpointHook
-    from usdirect.targets.orders_platform import deliver_invoices, deliver_shipments
+    from usdirect.targets.platform.orders import deliver_invoices, deliver_shipments
 
     sb = sandbox_factory(catalog_size=20)
     conn = {**sb.connections()["flxpoint_default"], "password": "not-the-platform-token"}

@@ -101,7 +101,7 @@ def readme_shell_command() -> str:
 def test_airflow_connections_test_works_from_a_plain_shell_as_the_readme_writes_it(
     tmp_path: Path, sandbox
 ) -> None:
-    from usdirect.config import load_config
+    from usdirect.settings.config import load_config
 
     home = tmp_path / ".airflow"
     home.mkdir()

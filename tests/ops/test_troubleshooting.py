@@ -7,7 +7,6 @@ from collections.abc import Callable
 import pyarrow as pa
 import pytest
 
-from usdirect.config import Account
 from usdirect.hooks.errors import (
     AuthenticationError,
     ConnectionConfigError,
@@ -18,7 +17,8 @@ from usdirect.hooks.errors import (
     ValidationError,
 )
 from usdirect.mapping.errors import RejectShareExceededError
-from usdirect.troubleshooting import attention, diagnose, redact
+from usdirect.notifications.troubleshooting import attention, diagnose, redact
+from usdirect.settings.config import Account
 
 ACCOUNT = Account(id="east", usdirect_conn_id="usdirect_east", warehouse_conn_id="wh_east")
 
@@ -112,7 +112,7 @@ def test_typed_errors_get_their_guide_section(
 
 
 def test_guard_errors_are_recognised_by_class_name() -> None:
-    from usdirect.pipelines.inventory_guard import FeedShrinkError
+    from usdirect.engine.guard import FeedShrinkError
 
     found = diagnose(FeedShrinkError("feed has 10 rows, last good 1000"), ACCOUNT, "get_inventory")
     assert found.cause.startswith("feed guard tripped")
@@ -150,9 +150,9 @@ def _failed_without_retry(error: Exception) -> BaseException:
 def test_errors_failed_without_retries_are_diagnosed_by_their_typed_cause(
     error: str, operation: str, cause: str
 ) -> None:
-    from usdirect.config import ConfigError
-    from usdirect.pipelines.inventory_guard import check_feed_size
-    from usdirect.pipelines.inventory_reuse import BaseChangedError
+    from usdirect.engine.guard import check_feed_size
+    from usdirect.engine.reuse import BaseChangedError
+    from usdirect.settings.config import ConfigError
 
     typed: dict[str, Callable[[], Exception]] = {
         "rejects": lambda: RejectShareExceededError("12 of 100 rows rejected"),
@@ -199,7 +199,7 @@ def test_attention_reasons_have_fixes_and_unknown_reasons_are_refused() -> None:
 
 def test_reject_share_error_from_the_mapping_layer_is_diagnosed() -> None:
     from usdirect.mapping import check_reject_share
-    from usdirect.targets.audit import REJECT_SCHEMA
+    from usdirect.targets.warehouse.audit import REJECT_SCHEMA
 
     rejects = pa.table(
         {

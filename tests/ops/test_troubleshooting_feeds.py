@@ -9,12 +9,12 @@ import pytest
 
 from sandbox.catalog import Catalog, write_catalog_csv
 from sandbox.feed_hostile import make_hostile
-from usdirect.config import Account
 from usdirect.hooks.feed_sniff import FeedNotCsvError, check_feed_is_csv
 from usdirect.mapping import load_template
 from usdirect.mapping.errors import FeedFormatError
 from usdirect.mapping.feed_reader import read_feed_batches
-from usdirect.troubleshooting import diagnose
+from usdirect.notifications.troubleshooting import diagnose
+from usdirect.settings.config import Account
 
 ACCOUNT = Account(id="east", usdirect_conn_id="usdirect_east", warehouse_conn_id="wh_east")
 REPO = Path(__file__).resolve().parents[2]

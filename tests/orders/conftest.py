@@ -12,7 +12,7 @@ import pytest
 from sandbox.runner import SandboxInfo
 from tests.conftest import REPO, conn_env_var, warehouse_conn
 from tests.contract_examples import CONTRACT_FR
-from usdirect.targets.sql import Warehouse
+from usdirect.targets.warehouse.sql import Warehouse
 
 
 @pytest.fixture(params=["duckdb", "postgres"])

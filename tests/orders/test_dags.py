@@ -15,8 +15,8 @@ from tests.conftest import REPO, conn_env_var
 from tests.ops.receivers import WebhookReceiver
 from tests.orders.conftest import FAST_CLIENT, FAST_HTTP, FAST_SANDBOX
 from tests.settings_file import write_settings
-from usdirect.targets import orders_warehouse as ow
-from usdirect.targets.sql import Warehouse
+from usdirect.targets.warehouse import orders as ow
+from usdirect.targets.warehouse.sql import Warehouse
 
 TEMPLATE_FILES = {
     "send_orders": "orders.yaml",

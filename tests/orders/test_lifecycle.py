@@ -15,8 +15,8 @@ from tests.orders.conftest import FAST_CLIENT, FAST_SANDBOX, use_sandbox
 from usdirect.hooks.flxpoint import FlxpointHook
 from usdirect.hooks.usdirect import UsDirectHook
 from usdirect.pipelines import invoices, orders, shipments
-from usdirect.targets import orders_warehouse as ow
-from usdirect.targets.sql import Warehouse
+from usdirect.targets.warehouse import orders as ow
+from usdirect.targets.warehouse.sql import Warehouse
 
 log = logging.getLogger(__name__)
 

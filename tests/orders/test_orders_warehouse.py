@@ -8,8 +8,8 @@ from decimal import Decimal
 import pyarrow as pa
 
 from tests.orders.conftest import make_fr
-from usdirect.targets import orders_warehouse as ow
-from usdirect.targets.sql import Warehouse
+from usdirect.targets.warehouse import orders as ow
+from usdirect.targets.warehouse.sql import Warehouse
 
 UTC = dt.UTC
 D = Decimal

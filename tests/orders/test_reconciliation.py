@@ -14,8 +14,8 @@ from tests.orders.test_lifecycle import _get_invoices, _get_shipments
 from usdirect.hooks.flxpoint import FlxpointHook
 from usdirect.hooks.usdirect import UsDirectHook
 from usdirect.pipelines import orders
-from usdirect.targets import orders_warehouse as ow
-from usdirect.targets.sql import Warehouse
+from usdirect.targets.warehouse import orders as ow
+from usdirect.targets.warehouse.sql import Warehouse
 
 COLUMNS = (
     "po_number",

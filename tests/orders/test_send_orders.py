@@ -27,8 +27,8 @@ from tests.orders.conftest import (
 from usdirect.hooks.flxpoint import FlxpointHook
 from usdirect.hooks.usdirect import UsDirectHook
 from usdirect.pipelines import orders
-from usdirect.targets import orders_warehouse as ow
-from usdirect.targets.sql import Warehouse
+from usdirect.targets.warehouse import orders as ow
+from usdirect.targets.warehouse.sql import Warehouse
 
 log = logging.getLogger(__name__)
 
@@ -271,7 +271,7 @@ import os, signal, sys
 from usdirect.hooks.usdirect import UsDirectHook
 from usdirect.mapping import load_template
 from usdirect.pipelines import orders
-from usdirect.targets.sql import Warehouse
+from usdirect.targets.warehouse.sql import Warehouse
 
 real_submit = UsDirectHook.submit_order
 

@@ -17,13 +17,13 @@ import pytest
 from sandbox.runner import SandboxInfo
 from tests.conftest import conn_env_var, warehouse_conn
 from tests.orders.conftest import ORDERS_TEMPLATE, usdirect_frs, use_sandbox
-from usdirect.config import Account
-from usdirect.errors import PermanentError
+from usdirect.domain.errors import PermanentError
 from usdirect.hooks.usdirect import UsDirectHook
+from usdirect.notifications.troubleshooting import diagnose
 from usdirect.pipelines import orders
-from usdirect.targets import orders_warehouse as ow
-from usdirect.targets.sql import Warehouse
-from usdirect.troubleshooting import diagnose
+from usdirect.settings.config import Account
+from usdirect.targets.warehouse import orders as ow
+from usdirect.targets.warehouse.sql import Warehouse
 
 
 def _posts(sb: SandboxInfo) -> dict[str, int]:
@@ -137,7 +137,7 @@ from usdirect.hooks.flxpoint import FlxpointHook
 from usdirect.hooks.usdirect import UsDirectHook
 from usdirect.mapping import load_template
 from usdirect.pipelines import orders
-from usdirect.targets.sql import Warehouse
+from usdirect.targets.warehouse.sql import Warehouse
 
 template = load_template(sys.argv[1])
 wh = Warehouse.from_conn_id("wh_orders", schema=os.environ["WH_SCHEMA"] or None)
@@ -212,8 +212,8 @@ def test_two_runs_at_once_send_every_po_exactly_once(
 HOLD_CLAIM = """
 import os, sys, time
 from pathlib import Path
-from usdirect.targets.order_claims import claim_locks
-from usdirect.targets.sql import Warehouse
+from usdirect.targets.warehouse.order_claims import claim_locks
+from usdirect.targets.warehouse.sql import Warehouse
 
 wh = Warehouse.from_conn_id("wh_orders", schema=os.environ["WH_SCHEMA"] or None)
 with claim_locks(wh) as locks:

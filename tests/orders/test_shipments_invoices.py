@@ -11,9 +11,9 @@ from tests.orders.conftest import FAST_CLIENT, FAST_SANDBOX, make_fr, usdirect_f
 from usdirect.hooks.flxpoint import FlxpointHook
 from usdirect.hooks.usdirect import UsDirectHook
 from usdirect.pipelines import invoices, orders, shipments
-from usdirect.targets import orders_warehouse as ow
-from usdirect.targets.orders_platform import processed_requests
-from usdirect.targets.sql import Warehouse
+from usdirect.targets.platform.orders import processed_requests
+from usdirect.targets.warehouse import orders as ow
+from usdirect.targets.warehouse.sql import Warehouse
 
 
 def test_open_pos_without_shipments_are_looked_up_one_by_one(

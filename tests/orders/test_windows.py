@@ -21,9 +21,9 @@ from tests.settings_file import write_settings
 from usdirect.hooks.flxpoint import FlxpointHook
 from usdirect.hooks.usdirect import UsDirectHook
 from usdirect.pipelines import orders, shipments
-from usdirect.targets import orders_warehouse as ow
-from usdirect.targets.sql import Warehouse
-from usdirect.targets.watermarks import advance_watermark, read_watermark
+from usdirect.targets.warehouse import orders as ow
+from usdirect.targets.warehouse.sql import Warehouse
+from usdirect.targets.warehouse.watermarks import advance_watermark, read_watermark
 
 UTC = dt.UTC
 T = dt.datetime(2026, 11, 20, tzinfo=UTC)
@@ -57,7 +57,7 @@ def _operation_run(
     cfg: Any, window: tuple[dt.datetime | None, dt.datetime | None], run_type: str, dag_id: str = DAG
 ) -> Any:
     from usdirect.operators.base import OperationRun
-    from usdirect.targets.audit import RunRecord
+    from usdirect.targets.warehouse.audit import RunRecord
 
     account = cfg.accounts[0]
     record = RunRecord(
@@ -73,7 +73,7 @@ def test_each_run_type_gets_its_window(
     """Scheduled, manual and asset-triggered runs start at the watermark after a gap; a backfill
     keeps its interval exactly. Platform-only accounts keep the watermark on the warehouse
     connection too."""
-    from usdirect.config import load_config
+    from usdirect.settings.config import load_config
 
     monkeypatch.setenv(
         *conn_env_var("usdirect_warehouse", {"conn_type": "duckdb", "host": str(tmp_path / "w.duckdb")})

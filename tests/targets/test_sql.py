@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 
 from tests.conftest import conn_env_var, warehouse_conn
-from usdirect.targets.sql import Warehouse, WarehouseConfigError
+from usdirect.targets.warehouse.sql import Warehouse, WarehouseConfigError
 
 ROWS = pa.table(
     {
@@ -131,7 +131,7 @@ def test_duckdb_waits_for_another_process_lock(monkeypatch: pytest.MonkeyPatch, 
 def test_postgres_login_refusals_are_permanent_and_name_the_connection(
     monkeypatch: pytest.MonkeyPatch, login: str, database: str, refusal: str
 ) -> None:
-    from usdirect.errors import PermanentError
+    from usdirect.domain.errors import PermanentError
 
     conn = {"conn_type": "postgres", "host": "127.0.0.1", "port": 5432, "login": login, "schema": database}
     monkeypatch.setenv(*conn_env_var("wh_refused", conn))

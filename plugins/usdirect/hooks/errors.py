@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from usdirect.errors import PermanentError
+from usdirect.domain.errors import PermanentError
 
 
 class UsDirectError(Exception):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from usdirect.errors import PermanentError
+from usdirect.domain.errors import PermanentError
 from usdirect.hooks.errors import UsDirectError
 
 SNIFF_BYTES = 8192

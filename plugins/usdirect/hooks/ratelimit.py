@@ -85,7 +85,7 @@ def shared_backend() -> str | None:
 
     Without a settings file (a bare hook, Test Connection on a web server) pacing is per process.
     """
-    from usdirect.config import default_config_path, load_config
+    from usdirect.settings.config import default_config_path, load_config
 
     if not default_config_path().exists():
         return None

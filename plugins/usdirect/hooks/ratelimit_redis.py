@@ -179,7 +179,7 @@ class SharedRateLimiter:
 
 def _settings_file() -> str:
     """The settings file in use, for messages that say which line to change."""
-    from usdirect.config import default_config_path
+    from usdirect.settings.config import default_config_path
 
     return str(default_config_path())
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from usdirect.errors import PermanentError
+from usdirect.domain.errors import PermanentError
 
 
 @dataclass(frozen=True)

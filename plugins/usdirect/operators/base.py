@@ -14,14 +14,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from usdirect.config import Account, Config, ConfigError, load_config
-from usdirect.errors import PermanentError
+from usdirect.domain.errors import PermanentError
+from usdirect.settings.config import Account, Config, ConfigError, load_config
 
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
 
-    from usdirect.targets.audit import RunRecord
-    from usdirect.targets.sql import Warehouse
+    from usdirect.targets.warehouse.audit import RunRecord
+    from usdirect.targets.warehouse.sql import Warehouse
 
 log = logging.getLogger(__name__)
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
@@ -67,7 +67,7 @@ class OperationRun:
         if "warehouse" not in self.targets:
             return None
         if self._warehouse is None:
-            from usdirect.targets.sql import Warehouse
+            from usdirect.targets.warehouse.sql import Warehouse
 
             self._warehouse = Warehouse.from_conn_id(
                 self.account.warehouse_conn_id, schema=self.cfg.warehouse_schema(self.account)
@@ -125,7 +125,7 @@ class OperationRun:
     def state_warehouse(self) -> Warehouse:
         """The account's warehouse connection, also when 'warehouse' is not a target: it keeps the
         state every account needs (watermarks, feed state, publish ledger)."""
-        from usdirect.targets.sql import Warehouse
+        from usdirect.targets.warehouse.sql import Warehouse
 
         return self.warehouse() or Warehouse.from_conn_id(
             self.account.warehouse_conn_id, schema=self.cfg.warehouse_schema(self.account)
@@ -133,14 +133,14 @@ class OperationRun:
 
     def _watermark(self) -> dt.datetime | None:
         """Where the DAG's targets stopped; older deployments: the last successful window in usdirect_runs."""
-        from usdirect.targets.watermarks import read_watermark
+        from usdirect.targets.warehouse.watermarks import read_watermark
 
         mark = read_watermark(self.state_warehouse(), self.dag_id, self.targets)
         return mark if mark is not None else self._last_successful_window_end()
 
     def record_window(self, target: str, fetched: Mapping[str, Any]) -> None:
         """After ``target`` took the window the fetch task read (its XCom ``window_start``/``_end``)."""
-        from usdirect.targets.watermarks import advance_watermark
+        from usdirect.targets.warehouse.watermarks import advance_watermark
 
         if not fetched.get("window_start") or not fetched.get("window_end"):
             # A fetch from before watermarks existed (a run resumed across an upgrade): the next
@@ -158,7 +158,7 @@ class OperationRun:
         limit = dt.timedelta(hours=self.settings.max_gap_hours)
         if self.gap is None or self.gap <= limit:
             return
-        from usdirect.notifications import alert_needs_attention
+        from usdirect.notifications.notifier import alert_needs_attention
 
         hours = self.gap.total_seconds() / 3600
         alert_needs_attention(
@@ -178,7 +178,7 @@ class OperationRun:
         wh = self.warehouse()
         if wh is None:
             return None
-        from usdirect.targets.audit import ensure_audit_tables
+        from usdirect.targets.warehouse.audit import ensure_audit_tables
 
         with wh.connect() as conn:
             ensure_audit_tables(wh, conn)
@@ -214,7 +214,7 @@ def _run_type(ctx: Mapping[str, Any]) -> str:
 
 
 def _apply_memory_caps(cfg: Config) -> None:
-    from usdirect.pipelines.inventory_engine import MemoryCaps, configure
+    from usdirect.engine.base import MemoryCaps, configure
 
     m = cfg.memory
     configure(MemoryCaps(engine=m.engine_limit, warehouse=m.warehouse_limit, temp_directory=m.temp_directory))
@@ -224,7 +224,7 @@ def _explained(exc: Exception) -> Exception | None:
     """A DuckDB out-of-memory error rewritten to name the cap and the setting (see inventory_engine)."""
     import duckdb
 
-    from usdirect.pipelines.inventory_engine import explain_memory_error
+    from usdirect.engine.base import explain_memory_error
 
     if not isinstance(exc, duckdb.Error | MemoryError):
         return None
@@ -240,7 +240,7 @@ def operation_run(operation: str, account_id: str) -> Iterator[OperationRun]:
     from airflow.sdk import get_current_context
     from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException, AirflowSkipException
 
-    from usdirect.targets.audit import RunRecord, record_run
+    from usdirect.targets.warehouse.audit import RunRecord, record_run
 
     ctx = get_current_context()
     try:

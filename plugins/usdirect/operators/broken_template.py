@@ -21,7 +21,7 @@ def check_template(operation: str, account_id: str) -> None:
     from airflow.sdk.exceptions import AirflowSkipException
 
     from usdirect.operators.base import operation_run
-    from usdirect.template_check import account_template_problem
+    from usdirect.settings.template_check import account_template_problem
 
     with operation_run(operation, account_id) as run:
         problem = account_template_problem(run.cfg, run.account, operation)

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from usdirect.config import Account, Config
 from usdirect.operators.base import operation_run
+from usdirect.settings.config import Account, Config
 
 
 def deliver_staged_to_platform(

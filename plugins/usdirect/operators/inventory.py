@@ -21,15 +21,15 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Param, task
 
-from usdirect.config import Account, Config
 from usdirect.operators.base import OperationRun, operation_run
+from usdirect.settings.config import Account, Config
 
 if TYPE_CHECKING:
+    from usdirect.engine.absence import Absence
+    from usdirect.engine.partitions import Partition
+    from usdirect.engine.reuse import MappedFeed
+    from usdirect.engine.transform import TransformResult
     from usdirect.mapping import Template
-    from usdirect.pipelines.inventory_absence import Absence
-    from usdirect.pipelines.inventory_partitions import Partition
-    from usdirect.pipelines.inventory_reuse import MappedFeed
-    from usdirect.pipelines.inventory_transform import TransformResult
 
 FULL = "get_inventory"
 CHANGES = "get_inventory_changes"
@@ -47,9 +47,9 @@ def _rejects(run: OperationRun, stage: str, read: int) -> None:
     replaces its earlier attempt), then stop the run if too many rows were rejected."""
     import pyarrow.parquet as pq
 
+    from usdirect.engine import staging
     from usdirect.mapping import check_reject_share
-    from usdirect.pipelines import inventory_staging as staging
-    from usdirect.targets.audit import write_rejects
+    from usdirect.targets.warehouse.audit import write_rejects
 
     with staging.reading(run.staging(stage, "rejects.parquet")) as path:
         table = pq.read_table(path)
@@ -75,7 +75,7 @@ def _base_run(run: OperationRun, last_good: str | None) -> str | None:
 @contextmanager
 def _optional(src: Any) -> Iterator[Path | None]:
     """A staged file as a local path, or None when there is none (or it has been cleaned up)."""
-    from usdirect.pipelines import inventory_staging as staging
+    from usdirect.engine import staging
 
     if src is None or not src.exists():
         yield None
@@ -89,9 +89,9 @@ def _mapped_feed(run: OperationRun, stage: str, mapped: dict[str, Any]) -> Itera
     """The mapped feed of ``map_feed``/``map_changes`` as local files: one file (a partition's, or
     the whole feed's), or the freshly mapped rows plus the complete feed of an earlier run that they
     build on."""
-    from usdirect.pipelines import inventory_staging as staging
-    from usdirect.pipelines.inventory_partitions import Partition
-    from usdirect.pipelines.inventory_reuse import MappedFeed
+    from usdirect.engine import staging
+    from usdirect.engine.partitions import Partition
+    from usdirect.engine.reuse import MappedFeed
 
     part = Partition.of(mapped)
     if part is not None:
@@ -112,7 +112,7 @@ def _mapped_feed(run: OperationRun, stage: str, mapped: dict[str, Any]) -> Itera
 def _absence(run: OperationRun, mapped: dict[str, Any]) -> Absence:
     """The archive rule for this full feed: the settings', or at once when a person vouched for the
     feed with ``allow_shrink``."""
-    from usdirect.pipelines.inventory_absence import Absence, archive_at_once
+    from usdirect.engine.absence import Absence, archive_at_once
 
     seq = int(mapped.get("feed_seq") or 0)
     if run.params.get("allow_shrink"):
@@ -123,7 +123,7 @@ def _absence(run: OperationRun, mapped: dict[str, Any]) -> Absence:
 
 def _reconcile_reason(run: OperationRun) -> str | None:
     """Why this full-feed run reconciles the platform (None: it publishes from the ledger only)."""
-    from usdirect.targets.inventory_reconcile import reconcile_due
+    from usdirect.targets.platform.reconcile import reconcile_due
 
     if "platform" not in run.cfg.targets(run.account):
         return None
@@ -136,9 +136,9 @@ def _reconcile_reason(run: OperationRun) -> str | None:
 def _partitions(run: OperationRun, out: dict[str, Any]) -> list[dict[str, Any]]:
     """The feed as the list the load and publish tasks are mapped over: one entry for the whole
     feed, or (above ``partition_rows`` SKUs) one per slice, whose file is written here."""
-    from usdirect.pipelines import inventory_staging as staging
-    from usdirect.pipelines.inventory_partitions import Partition, partition_count, write_partitions
-    from usdirect.pipelines.inventory_reuse import feed_source
+    from usdirect.engine import staging
+    from usdirect.engine.partitions import Partition, partition_count, write_partitions
+    from usdirect.engine.reuse import feed_source
 
     count = partition_count(int(out["skus"]), run.settings.partition_rows)
     if count == 1:
@@ -186,10 +186,10 @@ def fetch_feed(account_id: str) -> dict[str, Any]:
     the ledger even when the feed has not changed."""
     from airflow.sdk.exceptions import AirflowSkipException
 
+    from usdirect.engine import staging
     from usdirect.hooks.feed import FeedValidators
     from usdirect.hooks.usdirect import UsDirectHook
-    from usdirect.pipelines import inventory_staging as staging
-    from usdirect.targets.inventory_warehouse import get_feed_state
+    from usdirect.targets.warehouse.inventory import get_feed_state
 
     with operation_run(FULL, account_id) as run:
         state = get_feed_state(run.state_warehouse(), account_id)
@@ -218,10 +218,10 @@ def map_feed(account_id: str, fetched: dict[str, Any]) -> list[dict[str, Any]]:
     """Map the feed, resolve duplicate SKUs, then guard (rejects, empty or shrunken feed) on the
     whole feed; only then split a large feed into partitions. Returns what the load and publish
     tasks are mapped over (``_partitions``)."""
-    from usdirect.pipelines import inventory_staging as staging
-    from usdirect.pipelines.inventory_guard import check_feed_size
-    from usdirect.pipelines.inventory_transform import transform_feed
-    from usdirect.targets.inventory_warehouse import get_feed_state
+    from usdirect.engine import staging
+    from usdirect.engine.guard import check_feed_size
+    from usdirect.engine.transform import transform_feed
+    from usdirect.targets.warehouse.inventory import get_feed_state
 
     with operation_run(FULL, account_id) as run:
         template = _template(run)
@@ -263,8 +263,8 @@ def load_inventory_warehouse(
 ) -> dict[str, int]:
     """Apply the mapped rows (a full feed's partition, or the changes) to usdirect_inventory /
     _history as one transaction."""
-    from usdirect.pipelines.inventory_partitions import Partition
-    from usdirect.targets.inventory_warehouse import load_changes, load_full
+    from usdirect.engine.partitions import Partition
+    from usdirect.targets.warehouse.inventory import load_changes, load_full
 
     operation = FULL if stage == "inventory" else CHANGES
     with operation_run(operation, account_id) as run:
@@ -291,11 +291,11 @@ def publish_inventory_platform(
 ) -> dict[str, int]:
     """Send what changed since the last successful publish (resumable through the ledger); a
     reconciling run first makes the ledger say what the platform really holds."""
+    from usdirect.engine import staging
+    from usdirect.engine.partitions import Partition
     from usdirect.hooks.flxpoint import FlxpointHook
-    from usdirect.pipelines import inventory_staging as staging
-    from usdirect.pipelines.inventory_partitions import Partition
-    from usdirect.targets.inventory_platform import plan_publish, publish
-    from usdirect.targets.inventory_reconcile import reconcile_ledger
+    from usdirect.targets.platform.inventory import plan_publish, publish
+    from usdirect.targets.platform.reconcile import reconcile_ledger
 
     operation = FULL if stage == "inventory" else CHANGES
     with operation_run(operation, account_id) as run:
@@ -361,7 +361,7 @@ def record_feed_state(account_id: str, mapped: list[dict[str, Any]], delivered: 
     list (one entry per partition, all with the whole feed's counts); ``delivered`` holds each
     target task's outputs, one per partition, whose missing SKUs add up.
     """
-    from usdirect.targets.inventory_warehouse import FeedState, save_feed_state
+    from usdirect.targets.warehouse.inventory import FeedState, save_feed_state
 
     with operation_run(FULL, account_id) as run:
         mapped = mapped[0] if isinstance(mapped, list) else mapped  # every entry has the feed's counts
@@ -432,9 +432,9 @@ define_get_inventory.params = {  # type: ignore[attr-defined]
 def fetch_changes(account_id: str) -> dict[str, Any]:
     """Page /v1/inventory from the window start (minus the overlap) into staging; after a pause the
     window starts where the targets last stopped (``OperationRun.incremental_window``)."""
+    from usdirect.engine import staging
+    from usdirect.engine.transform import write_pages
     from usdirect.hooks.usdirect import UsDirectHook
-    from usdirect.pipelines import inventory_staging as staging
-    from usdirect.pipelines.inventory_transform import write_pages
 
     with operation_run(CHANGES, account_id) as run:
         start, end = run.incremental_window(_LOOKBACK)
@@ -456,8 +456,8 @@ def fetch_changes(account_id: str) -> dict[str, Any]:
 @task(task_id="map_changes")
 def map_changes(account_id: str, fetched: dict[str, Any]) -> dict[str, Any]:
     """Map the changed rows of the window; rows updated after the window end wait for their run."""
-    from usdirect.pipelines import inventory_staging as staging
-    from usdirect.pipelines.inventory_transform import read_pages, transform_changes
+    from usdirect.engine import staging
+    from usdirect.engine.transform import read_pages, transform_changes
 
     with operation_run(CHANGES, account_id) as run:
         until = dt.datetime.fromisoformat(fetched["until"])

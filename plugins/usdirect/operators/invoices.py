@@ -12,9 +12,9 @@ import json
 
 from airflow.sdk import Param, task
 
-from usdirect.config import Account, Config
 from usdirect.operators.base import OperationRun, operation_run
 from usdirect.operators.delivery import deliver_staged_to_platform, wire_targets
+from usdirect.settings.config import Account, Config
 
 STAGE = "invoices"
 
@@ -54,7 +54,7 @@ def fetch_invoices(account_id: str) -> dict[str, int]:
             run.record.counts.setdefault("overdue_pos", []).append(po)
             invoices.log.warning("PO %s: %s", po, problem)
         if fetched.overdue:
-            from usdirect.notifications import alert_needs_attention
+            from usdirect.notifications.notifier import alert_needs_attention
 
             alert_needs_attention(
                 run,
@@ -74,7 +74,7 @@ def fetch_invoices(account_id: str) -> dict[str, int]:
 def _platform_candidates(run: OperationRun, today: dt.date, overdue_days: int, skip: set[str]) -> list:
     from usdirect.hooks.flxpoint import FlxpointHook
     from usdirect.pipelines.invoices import Candidate
-    from usdirect.targets.orders_platform import processed_requests
+    from usdirect.targets.platform.orders import processed_requests
 
     since = today - dt.timedelta(days=2 * overdue_days)
     with FlxpointHook(run.account.flxpoint_conn_id) as hook:

@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Param, task
 
-from usdirect.config import Account, Config
 from usdirect.operators.base import operation_run
+from usdirect.settings.config import Account, Config
 
 if TYPE_CHECKING:
-    from usdirect.targets.sql import Warehouse
+    from usdirect.targets.warehouse.sql import Warehouse
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ def send_orders(account_id: str) -> dict[str, int]:
             run.record.counts["held_for_confirmation"] = 1
             _remind(run, ledger, report, decision.reason)
         elif attention and not options.dry_run:
-            from usdirect.notifications import alert_needs_attention
+            from usdirect.notifications.notifier import alert_needs_attention
 
             alert_needs_attention(
                 run,
@@ -112,9 +112,9 @@ def _remind(run: Any, ledger: Warehouse, report: Any, reason: str) -> None:
     """Orders wait for a person to confirm: say so in a needs-attention alert, once a day at most."""
     import datetime as dt
 
-    from usdirect.notifications import alert_needs_attention
+    from usdirect.notifications.notifier import alert_needs_attention
     from usdirect.pipelines.orders import DRY_RUN, NEEDS_ATTENTION
-    from usdirect.targets.orders_warehouse import claim_notice
+    from usdirect.targets.warehouse.orders import claim_notice
 
     waiting = [o.po_number for o in report.outcomes if o.kind == DRY_RUN]
     attention = report.count(NEEDS_ATTENTION)

@@ -13,9 +13,9 @@ from typing import Any
 
 from airflow.sdk import task
 
-from usdirect.config import Account, Config
 from usdirect.operators.base import operation_run
 from usdirect.operators.delivery import deliver_staged_to_platform, wire_targets
+from usdirect.settings.config import Account, Config
 
 STAGE = "shipments"
 ORDER_STATUS = "order_status.json"  # PO -> status at US Direct, from the straggler lookups

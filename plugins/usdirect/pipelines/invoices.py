@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import pyarrow as pa
 
 from usdirect.pipelines.shipments import Batch, deliver_with_memory, map_batch
-from usdirect.targets import orders_warehouse as ow
+from usdirect.targets.warehouse import orders as ow
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +149,7 @@ def _d(value: Any) -> Decimal:
 
 def load_warehouse(wh: Any, fetched: InvoiceFetch, run_id: str, checked: Sequence[str]) -> ow.UpsertCounts:
     """Upsert invoices and lines, note overdue POs and rejects, in one transaction."""
-    from usdirect.targets.audit import write_rejects
+    from usdirect.targets.warehouse.audit import write_rejects
 
     with wh.connect() as conn:
         counts = ow.upsert_invoices(wh, conn, fetched.batch.parents, fetched.batch.children, run_id)
@@ -170,6 +170,6 @@ def deliver_platform(hook: Any, batch: Batch, wh: Any | None) -> dict[str, Any]:
 
     With a warehouse, invoices whose earlier delivery failed are delivered again as well.
     """
-    from usdirect.targets.orders_platform import deliver_invoices
+    from usdirect.targets.platform.orders import deliver_invoices
 
     return deliver_with_memory(hook, batch, wh, "invoices", "invoice_number", deliver_invoices)

@@ -250,7 +250,7 @@ class OrderLedger(Protocol):
 
 
 class ClaimLocks(Protocol):
-    """Per-PO locks held while a run works on a PO (``usdirect.targets.order_claims``)."""
+    """Per-PO locks held while a run works on a PO (``usdirect.targets.warehouse.order_claims``)."""
 
     def acquire(self, po_number: str) -> bool: ...
 
@@ -634,13 +634,13 @@ class WarehouseOrders:
         self._lock = threading.Lock()  # one writer at a time: DuckDB files serialise writers anyway
 
     def claim(self, po_number: str, attempts_seen: int) -> int | None:
-        from usdirect.targets import orders_warehouse as ow
+        from usdirect.targets.warehouse import orders as ow
 
         with self._lock:
             return ow.claim_attempt(self.wh, po_number, attempts_seen)
 
     def __call__(self, outcome: OrderOutcome) -> None:
-        from usdirect.targets import orders_warehouse as ow
+        from usdirect.targets.warehouse import orders as ow
 
         with self._lock:
             if outcome.kind == SUBMITTED:
@@ -697,7 +697,7 @@ def send_orders(
     with ExitStack() as stack:
         claims = None
         if wh is not None:
-            from usdirect.targets.order_claims import claim_locks
+            from usdirect.targets.warehouse.order_claims import claim_locks
 
             claims = stack.enter_context(claim_locks(wh))
         report = OrderSender(usdirect, ledger, recorders, options.max_workers, claims).send(ready, invalid)
@@ -711,7 +711,7 @@ def _collect(
     options: SendOptions, wh: Any | None, platform: Any | None
 ) -> tuple[list[OrderRequest], list[OrderOutcome]]:
     """Requests to send, and requests the ledger already settled (re-announced to the platform)."""
-    from usdirect.targets import orders_warehouse as ow
+    from usdirect.targets.warehouse import orders as ow
 
     if platform is None:
         with wh.connect() as conn:
@@ -727,7 +727,7 @@ def _collect(
             for e in entries
         ], []
 
-    from usdirect.targets.orders_platform import unprocessed_requests
+    from usdirect.targets.platform.orders import unprocessed_requests
 
     frs = unprocessed_requests(platform, options.po_numbers or None, options.max_orders)
     if wh is None:

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from usdirect.targets import orders_warehouse as ow
+from usdirect.targets.warehouse import orders as ow
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +138,7 @@ def load_warehouse(
     wh: Any, batch: Batch, run_id: str, order_status: dict[str, str] | None = None
 ) -> ow.UpsertCounts:
     """Upsert the batch, bring the POs' order status up to date and record rejects, in one transaction."""
-    from usdirect.targets.audit import write_rejects
+    from usdirect.targets.warehouse.audit import write_rejects
 
     with wh.connect() as conn:
         counts = ow.upsert_shipments(wh, conn, batch.parents, batch.children, run_id)
@@ -152,7 +152,7 @@ def deliver_platform(hook: Any, batch: Batch, wh: Any | None) -> dict[str, Any]:
 
     With a warehouse, shipments whose earlier delivery failed are delivered again as well.
     """
-    from usdirect.targets.orders_platform import deliver_shipments
+    from usdirect.targets.platform.orders import deliver_shipments
 
     return deliver_with_memory(hook, batch, wh, "shipments", "shipment_id", deliver_shipments)
 

@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from usdirect.config import Account
+from usdirect.settings.config import Account
 
 GUIDE = "README.md"
 SECTIONS = {

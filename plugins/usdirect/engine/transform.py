@@ -19,11 +19,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from usdirect.mapping import Template
-from usdirect.mapping.feed_reader import FeedBatch, read_feed_batches
-from usdirect.pipelines.inventory_dedupe import ROW, Deduped, Hashed, dedupe_and_hash, write_batches
-from usdirect.pipelines.inventory_engine import open_engine
-from usdirect.pipelines.inventory_reuse import (
+from usdirect.domain.inventory import MAPPED_SCHEMA, conform, row_hash_sql
+from usdirect.engine.base import open_engine
+from usdirect.engine.dedupe import ROW, Deduped, Hashed, dedupe_and_hash, write_batches
+from usdirect.engine.reuse import (
     DROPPED_SCHEMA,
     MAX_FRESH_SHARE,
     RAW_HASH,
@@ -34,8 +33,9 @@ from usdirect.pipelines.inventory_reuse import (
     raw_fingerprint,
     raw_hash_sql,
 )
-from usdirect.pipelines.inventory_schema import MAPPED_SCHEMA, conform, row_hash_sql
-from usdirect.targets.audit import STORED_REJECT_SCHEMA, conform_rejects
+from usdirect.mapping import Template
+from usdirect.mapping.feed_reader import FeedBatch, read_feed_batches
+from usdirect.targets.warehouse.audit import STORED_REJECT_SCHEMA, conform_rejects
 
 PARTS_SCHEMA = MAPPED_SCHEMA.append(pa.field(ROW, pa.int64()))
 FEED_PARTS_SCHEMA = PARTS_SCHEMA.append(pa.field(RAW_HASH, pa.int64()))

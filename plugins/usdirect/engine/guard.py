@@ -7,7 +7,7 @@ products that are still for sale. A person who knows the cut is real re-runs wit
 
 from __future__ import annotations
 
-from usdirect.errors import PermanentError
+from usdirect.domain.errors import PermanentError
 
 
 class FeedShrinkError(PermanentError, RuntimeError):

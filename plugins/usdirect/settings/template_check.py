@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from usdirect.config import Account, Config, ConfigError
-from usdirect.config_errors import issue_at
 from usdirect.mapping.errors import TemplateError
 from usdirect.mapping.spec_check import check_template_spec
 from usdirect.mapping.yaml_lines import load_located_yaml
+from usdirect.settings.config import Account, Config, ConfigError
+from usdirect.settings.errors import issue_at
 
 # The template kind (its `operation:`) each DAG operation maps with.
 TEMPLATE_KIND = {

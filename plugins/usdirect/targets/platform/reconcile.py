@@ -28,12 +28,12 @@ from typing import Any, Protocol
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from usdirect.pipelines.inventory_engine import BATCH_ROWS, open_engine, sql_literal
-from usdirect.pipelines.inventory_partitions import Partition, and_in
-from usdirect.pipelines.inventory_reuse import MappedFeed, feed_source
-from usdirect.targets.inventory_platform import LEDGER, ensure_ledger
-from usdirect.targets.inventory_warehouse import INVENTORY, ensure_inventory_tables
-from usdirect.targets.sql import Warehouse
+from usdirect.engine.base import BATCH_ROWS, open_engine, sql_literal
+from usdirect.engine.partitions import Partition, and_in
+from usdirect.engine.reuse import MappedFeed, feed_source
+from usdirect.targets.platform.inventory import LEDGER, ensure_ledger
+from usdirect.targets.warehouse.inventory import INVENTORY, ensure_inventory_tables
+from usdirect.targets.warehouse.sql import Warehouse
 
 RECONCILES = "usdirect_platform_reconciles"
 PAGE = 500

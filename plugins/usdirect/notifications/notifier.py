@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseNotifier
 
-from usdirect.config import (
+from usdirect.notifications.troubleshooting import Diagnosis, attention, diagnose, redact
+from usdirect.settings.config import (
     Account,
     AlertChannel,
     ConfigError,
@@ -26,7 +27,6 @@ from usdirect.config import (
     SlackChannel,
     load_config,
 )
-from usdirect.troubleshooting import Diagnosis, attention, diagnose, redact
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

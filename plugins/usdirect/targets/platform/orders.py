@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Protocol
 
-from usdirect.errors import PermanentError
+from usdirect.domain.errors import PermanentError
 from usdirect.hooks.errors import NotFoundError, UsDirectError
 
 SOURCE_NAME = "US Direct"

@@ -17,9 +17,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from usdirect.pipelines.inventory_engine import open_engine, parquet_source, sql_literal
-from usdirect.pipelines.inventory_schema import MAPPED_COLUMNS, row_hash_sql
-from usdirect.targets.audit import KEPT_ROW, STORED_REJECT_SCHEMA
+from usdirect.domain.inventory import MAPPED_COLUMNS, row_hash_sql
+from usdirect.engine.base import open_engine, parquet_source, sql_literal
+from usdirect.targets.warehouse.audit import KEPT_ROW, STORED_REJECT_SCHEMA
 
 ROW = "_row"  # source row number carried next to the mapped columns until this step
 DUPLICATE_REASON = (

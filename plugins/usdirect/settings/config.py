@@ -13,11 +13,11 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from usdirect.config_errors import SettingValueError, did_you_mean, issue_at, validation_issues
-from usdirect.errors import PermanentError
+from usdirect.domain.errors import PermanentError
 from usdirect.mapping.errors import TemplateError, TemplateIssue
 from usdirect.mapping.yaml_lines import LocatedYaml, load_located_yaml
-from usdirect.schedules import schedule_problem
+from usdirect.settings.errors import SettingValueError, did_you_mean, issue_at, validation_issues
+from usdirect.settings.schedules import schedule_problem
 
 Target = Literal["warehouse", "platform"]
 OPERATIONS = ("get_inventory", "get_inventory_changes", "send_orders", "get_shipments", "get_invoices")

@@ -30,18 +30,18 @@ from typing import Any
 
 import pyarrow as pa
 
-from usdirect.pipelines.inventory_absence import Absence, archive_at_once
-from usdirect.pipelines.inventory_engine import (
+from usdirect.domain.inventory import CHANGE_FIELDS, MAPPED_COLUMNS, TRACKED, row_hash_sql, sql_type
+from usdirect.engine.absence import Absence, archive_at_once
+from usdirect.engine.base import (
     BATCH_ROWS,
     limit_engine,
     open_engine,
     parquet_source,
     sql_literal,
 )
-from usdirect.pipelines.inventory_partitions import Partition, and_in
-from usdirect.pipelines.inventory_reuse import MappedFeed, feed_rows, feed_source
-from usdirect.pipelines.inventory_schema import CHANGE_FIELDS, MAPPED_COLUMNS, TRACKED, row_hash_sql, sql_type
-from usdirect.targets.sql import Warehouse, quote_ident
+from usdirect.engine.partitions import Partition, and_in
+from usdirect.engine.reuse import MappedFeed, feed_rows, feed_source
+from usdirect.targets.warehouse.sql import Warehouse, quote_ident
 
 INVENTORY = "usdirect_inventory"
 HISTORY = "usdirect_inventory_history"

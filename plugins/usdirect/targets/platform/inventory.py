@@ -30,19 +30,19 @@ from typing import Any, Protocol
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from usdirect.pipelines.inventory_absence import Absence, archive_at_once
-from usdirect.pipelines.inventory_engine import (
+from usdirect.domain.inventory import sql_type
+from usdirect.engine.absence import Absence, archive_at_once
+from usdirect.engine.base import (
     BATCH_ROWS,
     limit_engine,
     open_engine,
     parquet_source,
     sql_literal,
 )
-from usdirect.pipelines.inventory_partitions import Partition, and_in
-from usdirect.pipelines.inventory_reuse import MappedFeed, feed_source
-from usdirect.pipelines.inventory_schema import sql_type
-from usdirect.targets.inventory_warehouse import add_columns
-from usdirect.targets.sql import Warehouse, quote_ident
+from usdirect.engine.partitions import Partition, and_in
+from usdirect.engine.reuse import MappedFeed, feed_source
+from usdirect.targets.warehouse.inventory import add_columns
+from usdirect.targets.warehouse.sql import Warehouse, quote_ident
 
 LEDGER = "usdirect_inventory_published"
 PUT_BATCH = 50

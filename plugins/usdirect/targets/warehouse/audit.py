@@ -14,7 +14,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from usdirect.targets.sql import Warehouse
+from usdirect.targets.warehouse.sql import Warehouse
 
 RUNS_DDL = """
 CREATE TABLE IF NOT EXISTS {t} (

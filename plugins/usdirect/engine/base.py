@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from usdirect.errors import PermanentError
+from usdirect.domain.errors import PermanentError
 
 MEMORY_LIMIT = "400MB"
 BATCH_ROWS = 131_072

@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from usdirect.pipelines.inventory_engine import sql_literal
+from usdirect.engine.base import sql_literal
 
 
 @dataclass(frozen=True)

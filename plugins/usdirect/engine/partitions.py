@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from usdirect.pipelines.inventory_engine import BATCH_ROWS, open_engine
+from usdirect.engine.base import BATCH_ROWS, open_engine
 
 PARTITION_KEY = "_usd_part"
 

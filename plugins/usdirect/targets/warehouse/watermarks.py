@@ -14,7 +14,7 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import Any
 
-from usdirect.targets.sql import Warehouse
+from usdirect.targets.warehouse.sql import Warehouse
 
 TABLE = "usdirect_watermarks"
 DDL = """

@@ -19,7 +19,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from usdirect.targets.sql import Warehouse
+from usdirect.targets.warehouse.sql import Warehouse
 
 FR = "fulfillment_requests"
 FR_LINES = "fulfillment_request_lines"

@@ -28,11 +28,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from usdirect.errors import PermanentError
+from usdirect.domain.errors import PermanentError
+from usdirect.domain.inventory import MAPPED_COLUMNS, MAPPED_SCHEMA
+from usdirect.engine.base import parquet_source
 from usdirect.mapping import Template
 from usdirect.mapping.kernels import CONTROL_CHARS
-from usdirect.pipelines.inventory_engine import parquet_source
-from usdirect.pipelines.inventory_schema import MAPPED_COLUMNS, MAPPED_SCHEMA
 
 RAW_HASH = "_raw_hash"
 FINGERPRINT_KEY = "usdirect.raw_fingerprint"

@@ -18,7 +18,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from usdirect.errors import PermanentError
+from usdirect.domain.errors import PermanentError
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _COPY_CHUNK = 8 << 20
@@ -118,7 +118,7 @@ class Warehouse:
                 delay = min(delay * 2, 2.0)
 
     def duckdb_memory_limit(self) -> str:
-        from usdirect.pipelines.inventory_engine import CAPS
+        from usdirect.engine.base import CAPS
 
         return self.memory_limit or CAPS.warehouse
 
@@ -126,7 +126,7 @@ class Warehouse:
         """A DuckDB warehouse connection under its memory cap, spilling past it."""
         import duckdb
 
-        from usdirect.pipelines.inventory_engine import limit_engine, note_warehouse_cap
+        from usdirect.engine.base import limit_engine, note_warehouse_cap
 
         try:
             # A temp_directory extra of the connection (the DuckDB provider's own) stays in force.
