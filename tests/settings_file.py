@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from tests.conftest import REPO
+from tests.support.paths import REPO
 
 
 def write_settings(

@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from tests.conftest import conn_env_var
+from tests.support.connections import conn_env_var
 
 
 def _secrets(sb) -> dict[str, str]:

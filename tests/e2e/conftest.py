@@ -39,8 +39,9 @@ from scripts.local_airflow import (
     seed_orders,
     stop_process_group,
 )
-from tests.conftest import REPO, temporary_database
 from tests.ops.receivers import WebhookReceiver
+from tests.support.paths import REPO
+from tests.support.postgres import temporary_database
 
 COMPONENTS = ("scheduler", "dag-processor", "api-server", "triggerer")
 HARNESS_DAG = "usdirect_e2e_harness"

@@ -12,8 +12,9 @@ from collections.abc import Iterator
 import pytest
 
 from scripts.local_airflow import import_connections
-from tests.conftest import REPO, conn_env_var
 from tests.e2e.conftest import HARNESS_DAG, TERMINAL, AirflowStack
+from tests.support.connections import conn_env_var
+from tests.support.paths import REPO
 from usdirect.targets.warehouse.orders import import_fulfillment_requests
 from usdirect.targets.warehouse.sql import Warehouse
 

@@ -24,7 +24,8 @@ from benchmarks.bench_pacing import (
     summarise,
 )
 from sandbox.runner import SandboxInfo
-from tests.conftest import REPO, conn_env_var
+from tests.support.connections import conn_env_var
+from tests.support.paths import REPO
 from usdirect.domain.errors import PermanentError
 from usdirect.hooks import ratelimit, ratelimit_redis
 from usdirect.hooks.errors import ConnectionConfigError, RateLimitBackendError

@@ -12,7 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from sandbox.runner import SandboxInfo
-from tests.conftest import REPO, conn_env_var
+from tests.support.connections import conn_env_var
+from tests.support.paths import REPO
 from usdirect.engine.transform import transform_feed
 from usdirect.hooks.errors import UsDirectError
 from usdirect.hooks.flxpoint import FlxpointHook

@@ -162,7 +162,7 @@ def test_platform_is_read_the_cheaper_way(
     when it holds much more than this account's SKUs; both find the same variants."""
     import pyarrow.parquet as pq
 
-    from tests.conftest import conn_env_var
+    from tests.support.connections import conn_env_var
     from usdirect.hooks.flxpoint import FlxpointHook
     from usdirect.targets.platform.reconcile import _read_platform
 

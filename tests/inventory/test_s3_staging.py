@@ -16,9 +16,9 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from tests.conftest import conn_env_var
 from tests.inventory.conftest import Env
 from tests.inventory.helpers import assert_warehouse_matches, inventory
+from tests.support.connections import conn_env_var
 
 BUCKET = "usdirect-staging"
 STAGING_CONN = "usdirect_s3_staging"

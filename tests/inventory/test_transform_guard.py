@@ -9,8 +9,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from sandbox.catalog import Catalog, write_catalog_csv
-from tests.conftest import REPO
 from tests.inventory.helpers import T0, mapped_file, row
+from tests.support.paths import REPO
 from usdirect.engine.dedupe import ROW, dedupe_and_hash
 from usdirect.engine.guard import FeedShrinkError, check_feed_size
 from usdirect.engine.transform import transform_feed

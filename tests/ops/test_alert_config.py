@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO
+from tests.support.paths import REPO
 from usdirect.settings.config import ConfigError, EmailChannel, HttpChannel, load_config
 
 

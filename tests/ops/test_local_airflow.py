@@ -17,7 +17,8 @@ import pytest
 from scripts import local_metadata
 from scripts.local_airflow import airflow_env, prepare
 from scripts.local_state import InconsistentStateError, LocalState
-from tests.conftest import PG_ADMIN_DSN, REPO, temporary_database
+from tests.support.paths import REPO
+from tests.support.postgres import PG_ADMIN_DSN, temporary_database
 
 
 def closed_port_dsn() -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from tests.conftest import conn_env_var, warehouse_conn
+from tests.support.connections import conn_env_var, warehouse_conn
 from usdirect.targets.warehouse.sql import Warehouse, WarehouseConfigError
 
 ROWS = pa.table(
