@@ -16,7 +16,7 @@ import pytest
 from sandbox.catalog import SKU_BASE, STATUSES, Catalog, write_catalog_csv
 from tests.mapping.conftest import MAPPINGS, line_of, text_table
 from usdirect.mapping import (
-    REJECTS_SCHEMA,
+    REJECT_SCHEMA,
     RejectShareExceededError,
     TemplateError,
     check_reject_share,
@@ -163,7 +163,7 @@ def test_edge_values(inventory) -> None:
     ts = datetime(2026, 11, 20, 8, 15, tzinfo=UTC)
     assert first["source_updated_at"] == ts and second["source_updated_at"] == ts
     rejects = {r["row_number"]: r for r in result.rejects.to_pylist()}
-    assert result.rejects.schema == REJECTS_SCHEMA
+    assert result.rejects.schema == REJECT_SCHEMA
     assert rejects[103]["reason"] == "cost: not a valid decimal(12,2) (source 'cost')"
     assert rejects[103]["key"] == "USD-10236"
     assert json.loads(rejects[103]["raw"])["cost"] == "abc"

@@ -198,8 +198,8 @@ def test_attention_reasons_have_fixes_and_unknown_reasons_are_refused() -> None:
 
 
 def test_reject_share_error_from_the_mapping_layer_is_diagnosed() -> None:
+    from usdirect.domain.rejects import REJECT_SCHEMA
     from usdirect.mapping import check_reject_share
-    from usdirect.targets.warehouse.audit import REJECT_SCHEMA
 
     rejects = pa.table(
         {

@@ -18,8 +18,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from usdirect.domain.inventory import MAPPED_COLUMNS, row_hash_sql
+from usdirect.domain.rejects import KEPT_ROW, STORED_REJECT_SCHEMA
 from usdirect.engine.base import open_engine, parquet_source, sql_literal
-from usdirect.targets.warehouse.audit import KEPT_ROW, STORED_REJECT_SCHEMA
 
 ROW = "_row"  # source row number carried next to the mapped columns until this step
 DUPLICATE_REASON = (

@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from usdirect.domain.inventory import MAPPED_SCHEMA, conform, row_hash_sql
+from usdirect.domain.rejects import STORED_REJECT_SCHEMA, conform_rejects
 from usdirect.engine.base import open_engine
 from usdirect.engine.dedupe import ROW, Deduped, Hashed, dedupe_and_hash, write_batches
 from usdirect.engine.reuse import (
@@ -35,7 +36,6 @@ from usdirect.engine.reuse import (
 )
 from usdirect.mapping import Template
 from usdirect.mapping.feed_reader import FeedBatch, read_feed_batches
-from usdirect.targets.warehouse.audit import STORED_REJECT_SCHEMA, conform_rejects
 
 PARTS_SCHEMA = MAPPED_SCHEMA.append(pa.field(ROW, pa.int64()))
 FEED_PARTS_SCHEMA = PARTS_SCHEMA.append(pa.field(RAW_HASH, pa.int64()))

@@ -18,17 +18,17 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from usdirect.domain.rejects import REJECT_SCHEMA as REJECT_SCHEMA
     from usdirect.mapping.errors import RejectShareExceededError as RejectShareExceededError
     from usdirect.mapping.errors import TemplateError as TemplateError
     from usdirect.mapping.errors import TemplateIssue as TemplateIssue
-    from usdirect.mapping.rejects import REJECTS_SCHEMA as REJECTS_SCHEMA
     from usdirect.mapping.rejects import check_reject_share as check_reject_share
     from usdirect.mapping.template import MappingResult as MappingResult
     from usdirect.mapping.template import Template as Template
     from usdirect.mapping.template import load_template as load_template
 
 _HOME = {
-    "REJECTS_SCHEMA": "usdirect.mapping.rejects",
+    "REJECT_SCHEMA": "usdirect.domain.rejects",
     "MappingResult": "usdirect.mapping.template",
     "RejectShareExceededError": "usdirect.mapping.errors",
     "Template": "usdirect.mapping.template",

@@ -9,22 +9,13 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from usdirect.domain.rejects import REJECT_SCHEMA
 from usdirect.mapping.errors import RejectShareExceededError
 from usdirect.mapping.kernels import strip_control
 
-REJECTS_SCHEMA = pa.schema(
-    [
-        ("operation", pa.string()),
-        ("row_number", pa.int64()),
-        ("key", pa.string()),
-        ("reason", pa.string()),
-        ("raw", pa.string()),
-    ]
-)
-
 
 def empty_rejects() -> pa.Table:
-    return REJECTS_SCHEMA.empty_table()
+    return REJECT_SCHEMA.empty_table()
 
 
 def make_rejects(
@@ -45,7 +36,7 @@ def make_rejects(
             "reason": pa.array(reasons, pa.string()),
             "raw": pa.array(raw, pa.string()),
         },
-        schema=REJECTS_SCHEMA,
+        schema=REJECT_SCHEMA,
     )
 
 

@@ -13,7 +13,7 @@ import html
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow.sdk import BaseNotifier
 
@@ -21,6 +21,7 @@ from usdirect.notifications.troubleshooting import Diagnosis, attention, diagnos
 from usdirect.settings.config import (
     Account,
     AlertChannel,
+    Config,
     ConfigError,
     EmailChannel,
     HttpChannel,
@@ -30,8 +31,6 @@ from usdirect.settings.config import (
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
-
-    from usdirect.operators.base import OperationRun
 
 log = logging.getLogger(__name__)
 
@@ -228,8 +227,16 @@ class UsDirectFailureNotifier(BaseNotifier):
         return next((a for a in cfg.accounts if a.id == self.account_id), Account(id=self.account_id))
 
 
+class AlertingRun(Protocol):
+    """What an alert needs from the run it reports on (the operators' ``OperationRun`` has it)."""
+
+    operation: str
+    cfg: Config
+    account: Account
+
+
 def alert_needs_attention(
-    run: OperationRun, reason: str, summary: str, details: Mapping[str, Any] | None = None
+    run: AlertingRun, reason: str, summary: str, details: Mapping[str, Any] | None = None
 ) -> int:
     """Alert from a task that succeeded but left something for a person; returns channels reached.
 

@@ -68,12 +68,12 @@ def map_batch(
 ) -> Batch:
     """Map JSON records with the template; canonical columns only, in the warehouse's order."""
     if not records:
-        from usdirect.mapping import REJECTS_SCHEMA
+        from usdirect.mapping import REJECT_SCHEMA
 
         return Batch(
             conform(template.schema.empty_table(), fields),
             conform(template.child_schema.empty_table(), child_fields),
-            REJECTS_SCHEMA.empty_table(),
+            REJECT_SCHEMA.empty_table(),
         )
     result = template.map_records(records)
     children = next(iter(result.children.values()))
