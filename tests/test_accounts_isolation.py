@@ -15,10 +15,10 @@ import pytest
 import yaml
 
 from sandbox.runner import SandboxInfo
-from tests.ops.receivers import WebhookReceiver
 from tests.orders.conftest import FAST_CLIENT, FAST_HTTP, FAST_SANDBOX
 from tests.support.connections import conn_env_var
 from tests.support.paths import REPO
+from tests.support.receivers import WebhookReceiver
 from usdirect.targets.warehouse.sql import Warehouse
 
 ACCOUNTS = {  # account id -> its usdirect connection id

@@ -39,9 +39,9 @@ from scripts.local_airflow import (
     seed_orders,
     stop_process_group,
 )
-from tests.ops.receivers import WebhookReceiver
 from tests.support.paths import REPO
 from tests.support.postgres import temporary_database
+from tests.support.receivers import WebhookReceiver
 
 COMPONENTS = ("scheduler", "dag-processor", "api-server", "triggerer")
 HARNESS_DAG = "usdirect_e2e_harness"

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from hooks_testlib import set_connections
+
+from tests.support.hooks import set_connections
 
 
 @pytest.fixture

@@ -16,9 +16,9 @@ import traceback
 from pathlib import Path
 
 import pytest
-from hooks_testlib import FAST, order_payload, set_connections
 
 from sandbox.runner import SandboxInfo
+from tests.support.hooks import FAST, order_payload, set_connections
 from usdirect.hooks.errors import UsDirectError
 from usdirect.hooks.flxpoint import FlxpointHook
 from usdirect.hooks.usdirect import UsDirectHook

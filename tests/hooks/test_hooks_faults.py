@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hooks_testlib import active_sku, order_payload, set_connections, shipment_body
 
 from sandbox.runner import SandboxInfo, start_sandbox
+from tests.support.hooks import active_sku, order_payload, set_connections, shipment_body
 from usdirect.hooks.errors import (
     DuplicateError,
     OutcomeUnknownError,

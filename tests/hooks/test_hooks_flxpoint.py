@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from hooks_testlib import invoice_body, shipment_body
 
+from tests.support.hooks import invoice_body, shipment_body
 from usdirect.hooks.errors import AuthenticationError, NotFoundError, ValidationError
 from usdirect.hooks.flxpoint import FlxpointHook
 

@@ -7,8 +7,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from hooks_testlib import active_sku, order_payload
 
+from tests.support.hooks import active_sku, order_payload
 from usdirect.hooks.errors import (
     AuthenticationError,
     ConnectionConfigError,

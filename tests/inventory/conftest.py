@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from sandbox.runner import SandboxInfo
-from tests.settings_file import write_settings
 from tests.support.connections import conn_env_var, warehouse_conn
 from tests.support.paths import REPO
+from tests.support.settings_file import write_settings
 from usdirect.targets.warehouse.sql import Warehouse
 
 

@@ -7,10 +7,10 @@ import datetime as dt
 import json
 from collections.abc import Callable
 
-from tests.dag_runs import run_as
 from tests.inventory.conftest import Env
 from tests.inventory.helpers import assert_warehouse_matches, truth
 from tests.inventory.test_dags import _assert_platform_matches
+from tests.support.dag_runs import run_as
 from usdirect.targets.warehouse.watermarks import read_watermark
 
 DAG = "usdirect_get_inventory_changes"

@@ -10,8 +10,8 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from tests.contract_examples import CONTRACT_FR, CONTRACT_PO
 from tests.mapping.conftest import MAPPINGS
+from tests.support.contract_examples import CONTRACT_FR, CONTRACT_PO
 from usdirect.mapping import load_template
 
 SHIPPING = {

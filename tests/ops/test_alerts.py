@@ -15,9 +15,9 @@ from urllib.parse import quote
 import pytest
 import yaml
 
-from tests.ops.receivers import SmtpReceiver, WebhookReceiver
 from tests.support.connections import conn_env_var
 from tests.support.paths import REPO
+from tests.support.receivers import SmtpReceiver, WebhookReceiver
 
 API_TOKEN = "tok-api-5f1d9a8c2b7e4f60"
 RESELLER_TOKEN = "tok-reseller-9c3e7a1b5d"

@@ -18,10 +18,10 @@ import pytest
 import yaml
 
 from sandbox.runner import SandboxInfo
-from tests.ops.receivers import WebhookReceiver
-from tests.settings_file import write_settings
 from tests.support.connections import conn_env_var, warehouse_conn
 from tests.support.paths import REPO
+from tests.support.receivers import WebhookReceiver
+from tests.support.settings_file import write_settings
 
 RETRIES = 2
 

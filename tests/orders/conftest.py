@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from sandbox.runner import SandboxInfo
-from tests.contract_examples import CONTRACT_FR
 from tests.support.connections import conn_env_var, warehouse_conn
+from tests.support.contract_examples import CONTRACT_FR
 from tests.support.paths import REPO
 from usdirect.targets.warehouse.sql import Warehouse
 

@@ -11,11 +11,11 @@ import pytest
 import yaml
 
 from sandbox.runner import SandboxInfo
-from tests.ops.receivers import WebhookReceiver
 from tests.orders.conftest import FAST_CLIENT, FAST_HTTP, FAST_SANDBOX
-from tests.settings_file import write_settings
 from tests.support.connections import conn_env_var
 from tests.support.paths import REPO
+from tests.support.receivers import WebhookReceiver
+from tests.support.settings_file import write_settings
 from usdirect.targets.warehouse import orders as ow
 from usdirect.targets.warehouse.sql import Warehouse
 

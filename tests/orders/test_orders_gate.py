@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.contract_examples import CONTRACT_FR
+from tests.support.contract_examples import CONTRACT_FR
 from usdirect.pipelines.orders_gate import describe_payload, gate
 
 

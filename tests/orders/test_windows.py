@@ -12,13 +12,13 @@ from typing import Any
 import pytest
 
 from sandbox.runner import SandboxInfo
-from tests.dag_runs import run_as
-from tests.ops.receivers import WebhookReceiver
 from tests.orders.conftest import FAST_CLIENT, FAST_HTTP, FAST_SANDBOX, usdirect_frs, use_sandbox
 from tests.orders.test_lifecycle import _check_platform, _check_warehouse
-from tests.settings_file import write_settings
 from tests.support.connections import conn_env_var
+from tests.support.dag_runs import run_as
 from tests.support.paths import REPO
+from tests.support.receivers import WebhookReceiver
+from tests.support.settings_file import write_settings
 from usdirect.hooks.flxpoint import FlxpointHook
 from usdirect.hooks.usdirect import UsDirectHook
 from usdirect.pipelines import orders, shipments

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from sandbox_testlib import api, assert_error, platform
 
 from sandbox.faults import FaultInjector, parse_rule, rule_from_dict
 from sandbox.runner import SandboxInfo
+from tests.support.sandbox_api import api, assert_error, platform
 
 TRANSPORT_ERRORS = (httpx.ReadError, httpx.RemoteProtocolError)
 

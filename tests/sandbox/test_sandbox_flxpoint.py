@@ -7,9 +7,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-from sandbox_testlib import assert_error, platform
 
 from sandbox.runner import SandboxInfo
+from tests.support.sandbox_api import assert_error, platform
 
 PLATFORM_CODES = {"UPSG", "UPS2", "UPSN", "FEDG", "FEDX", "USPSP"}
 

@@ -9,10 +9,10 @@ import sys
 
 import httpx
 import pytest
-from sandbox_testlib import api
 
 from sandbox.runner import REPO, SandboxInfo, start_sandbox
-from tests.contract_examples import CONTRACT_PO
+from tests.support.contract_examples import CONTRACT_PO
+from tests.support.sandbox_api import api
 
 KEYS = {
     "usdirect_url",

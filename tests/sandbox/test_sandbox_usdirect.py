@@ -12,10 +12,10 @@ from email.utils import formatdate
 
 import httpx
 import pytest
-from sandbox_testlib import api, assert_error, platform, reseller
 
 from sandbox.runner import SandboxInfo
-from tests.contract_examples import CONTRACT_PO
+from tests.support.contract_examples import CONTRACT_PO
+from tests.support.sandbox_api import api, assert_error, platform, reseller
 
 SINCE_EVER = "2000-01-01T00:00:00Z"
 
