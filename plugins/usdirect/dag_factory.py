@@ -13,24 +13,15 @@ from collections.abc import Callable
 
 from airflow.sdk import DAG, CronDataIntervalTimetable, Param
 
+from usdirect.domain.operations import SPECS, OperationSpec
 from usdirect.notifications.notifier import UsDirectFailureNotifier
 from usdirect.operators.broken_template import check_template
-from usdirect.settings.config import WINDOWED, Account, Config, load_config
+from usdirect.settings.config import Account, Config, load_config
 from usdirect.settings.template_check import template_problems
 
 log = logging.getLogger(__name__)
 
-# WINDOWED operations fetch "what changed in this window": each run owns [data_interval_start, end),
-# so scheduled runs and backfills cover every window exactly once (the settings refuse @once there).
 START_DATE = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
-
-DOCS = {
-    "get_inventory": "Full US Direct feed → mapped inventory, pricing and quantity; archives missing SKUs.",
-    "get_inventory_changes": "Price and quantity changes from /v1/inventory over the run's data interval.",
-    "send_orders": "Pending fulfillment requests → US Direct purchase orders, each PO created exactly once.",
-    "get_shipments": "Shipments changed in the run's data interval, plus lookups for overdue open POs.",
-    "get_invoices": "Invoices for shipped POs (Reseller Token), with total and quantity checks.",
-}
 
 Define = Callable[[Config, Account], None]
 
@@ -41,20 +32,20 @@ Define = Callable[[Config, Account], None]
 PARAM_DRAFT = "http://json-schema.org/draft-04/schema#"
 
 
-def _params(define: Define) -> dict[str, object]:
+def _params(spec: OperationSpec) -> dict[str, Param]:
     """The operation's Params, each declaring the draft-04 metaschema (see ``PARAM_DRAFT``)."""
-    params: dict[str, object] = {}
-    for name, param in dict(getattr(define, "params", {})).items():
-        if isinstance(param, Param) and "$schema" not in param.schema:
-            param = Param(param.value, param.description, schema={"$schema": PARAM_DRAFT, **param.schema})
-        params[name] = param
-    return params
+    return {
+        p.name: Param(p.default, p.description, schema={"$schema": PARAM_DRAFT, **p.schema})
+        for p in spec.params
+    }
 
 
-def _schedule(operation: str, cron: str | None) -> object:
+def _schedule(spec: OperationSpec, cron: str | None) -> object:
+    """Windowed operations own [data_interval_start, end): scheduled runs and backfills cover every
+    window exactly once (the settings refuse @once there)."""
     if cron is None:
         return None
-    if operation in WINDOWED:
+    if spec.windowed:
         return CronDataIntervalTimetable(cron, timezone="UTC")
     return cron
 
@@ -68,6 +59,7 @@ def build_dags(operation: str, define: Define) -> dict[str, DAG]:
     if len(problems) == len(cfg.accounts):
         raise next(iter(problems.values()))
     op = cfg.operations[operation]
+    spec = SPECS[operation]
     dags: dict[str, DAG] = {}
     for account in cfg.accounts:
         dag_id = cfg.dag_id(account, operation)
@@ -87,17 +79,17 @@ def build_dags(operation: str, define: Define) -> dict[str, DAG]:
                 UsDirectFailureNotifier(account.id, operation, cfg.alerts.channels)
             ]
         doc_md = (
-            f"**{dag_id}** — {DOCS[operation]}\n\nAccount `{account.id}`, "
+            f"**{dag_id}** — {spec.doc}\n\nAccount `{account.id}`, "
             f"connection `{account.usdirect_conn_id}`, targets {', '.join(cfg.targets(account))}."
         )
         with DAG(
             dag_id=dag_id,
-            schedule=_schedule(operation, op.schedule),
+            schedule=_schedule(spec, op.schedule),
             start_date=START_DATE,
             catchup=False,
             max_active_runs=1,
             tags=["usdirect", operation, f"account:{account.id}", *(["template-broken"] if problem else [])],
-            params=_params(define),
+            params=_params(spec),
             default_args=default_args,
             doc_md=doc_md if problem is None else f"{doc_md}\n\n**Template broken:**\n\n```\n{problem}\n```",
             dag_display_name=dag_id if problem is None else f"{dag_id} (template broken)",

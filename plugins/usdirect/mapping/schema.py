@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-OPERATIONS = ("inventory", "orders", "shipments", "invoices")
+from usdirect.domain.operations import TemplateKind
 
 _DECIMAL = re.compile(r"^decimal\(\s*(\d+)\s*,\s*(\d+)\s*\)$")
 SCALAR_TYPES = ("string", "int", "bool", "date", "timestamp")
@@ -76,7 +76,7 @@ class ChildTargets:
 class OperationTargets:
     """Everything the code expects from a template of one operation."""
 
-    operation: str
+    operation: TemplateKind
     key: str
     targets: tuple[Target, ...]
     child: ChildTargets | None = None

@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from usdirect.domain.operations import SPECS
 from usdirect.settings.config import Account
 
 GUIDE = "README.md"
@@ -22,13 +23,6 @@ SECTIONS = {
     "shipments": "no-tracking-updates",
     "invoices": "invoices-not-pulling-or-not-mapping",
     "setup": "tasks-stay-queued-or-a-connection-is-missing",
-}
-_OPERATION_SECTION = {
-    "get_inventory": "inventory",
-    "get_inventory_changes": "inventory",
-    "send_orders": "orders",
-    "get_shipments": "shipments",
-    "get_invoices": "invoices",
 }
 _WHERE = re.compile(r"the (\w+) connection '([^']+)'")
 _CONN_UNDEFINED = re.compile(r"conn(?:ection)?_?id [`'\"]?([\w.-]+)[`'\"]? (?:isn't|is not) defined", re.I)
@@ -56,6 +50,12 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
     for secret in sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True):
         text = text.replace(secret, "***")
     return text
+
+
+def _section(operation: str) -> str:
+    """The guide section of the operation's own problems ("setup" for a name that is no operation)."""
+    spec = SPECS.get(operation)
+    return spec.guide_section if spec else "setup"
 
 
 def _names(error: BaseException) -> set[str]:
@@ -117,7 +117,7 @@ def _auth(error: BaseException, account: Account) -> Diagnosis:
 
 def diagnose(error: BaseException | None, account: Account, operation: str) -> Diagnosis:
     """Cause and fix for an error raised while running ``operation`` for ``account``."""
-    op_section = _OPERATION_SECTION.get(operation, "setup")
+    op_section = _section(operation)
     if error is None:
         return Diagnosis(
             cause="the task failed without an error (killed, timed out or marked failed by hand)",
@@ -314,4 +314,4 @@ def attention(reason: str, summary: str, operation: str) -> Diagnosis:
         raise ValueError(
             f"unknown attention reason {reason!r}; use one of {sorted(ATTENTION_FIXES)}"
         ) from None
-    return Diagnosis(cause=summary, fix=fix, section=section or _OPERATION_SECTION.get(operation, "setup"))
+    return Diagnosis(cause=summary, fix=fix, section=section or _section(operation))

@@ -19,7 +19,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import Param, task
+from airflow.sdk import task
 
 from usdirect.operators.base import OperationRun, operation_run
 from usdirect.settings.config import Account, Config
@@ -406,23 +406,6 @@ def define_get_inventory(cfg: Config, account: Account) -> None:
     mapped = map_feed(account.id, fetch_feed(account.id))
     delivered = _deliver(cfg, account, mapped, "inventory")
     record_feed_state(account.id, mapped, delivered)
-
-
-define_get_inventory.params = {  # type: ignore[attr-defined]
-    "allow_shrink": Param(
-        False,
-        type="boolean",
-        description="Accept a feed that is empty or shrank more than max_shrink_share (a real catalog cut): "
-        "the missing SKUs are archived at once, without waiting for archive_after_missing_feeds.",
-    ),
-    "reconcile": Param(
-        False,
-        type="boolean",
-        description="Read the platform's variants of this account's SKUs and send exactly what differs "
-        "(stale quantity or prices, live variants that should be archived, archived ones that should be "
-        "live). Downloads the feed even when it is unchanged.",
-    ),
-}
 
 
 # --------------------------------------------------------------------------------------------- changes

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-from airflow.sdk import Param, task
+from airflow.sdk import task
 
 from usdirect.operators.base import OperationRun, operation_run
 from usdirect.operators.delivery import deliver_staged_to_platform, wire_targets
@@ -114,10 +114,3 @@ def deliver_platform(account_id: str, fetched: dict[str, int]) -> dict[str, int]
 
 def define_get_invoices(cfg: Config, account: Account) -> None:
     wire_targets(cfg, account, fetch_invoices, load_warehouse, deliver_platform)
-
-
-define_get_invoices.params = {
-    "po_numbers": Param(
-        [], type="array", items={"type": "string"}, description="Also ask for the invoices of these POs."
-    ),
-}

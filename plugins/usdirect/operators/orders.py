@@ -15,7 +15,7 @@ import logging
 from contextlib import ExitStack
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import Param, task
+from airflow.sdk import task
 
 from usdirect.operators.base import operation_run
 from usdirect.settings.config import Account, Config
@@ -150,23 +150,3 @@ def _show_payloads(run: Any, report: Any) -> None:
 
 def define_send_orders(cfg: Config, account: Account) -> None:
     send_orders(account.id)
-
-
-define_send_orders.params = {  # type: ignore[attr-defined]
-    "dry_run": Param(
-        False, type="boolean", description="Map and validate only; send nothing, show payloads."
-    ),
-    "po_numbers": Param(
-        [],
-        type="array",
-        items={"type": "string"},
-        description="Send only these POs (e.g. one to verify first).",
-    ),
-    "confirm": Param(
-        False,
-        type="boolean",
-        description="Submit every pending order in this manual run although "
-        "operations.send_orders.automatic is false (verify one order with po_numbers first).",
-    ),
-    "max_orders": Param(None, type=["null", "integer"], minimum=1, description="Send at most this many."),
-}

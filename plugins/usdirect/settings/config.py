@@ -14,15 +14,13 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from usdirect.domain.errors import PermanentError
+from usdirect.domain.operations import OPERATIONS, SPECS, WINDOWED
 from usdirect.mapping.errors import TemplateError, TemplateIssue
 from usdirect.mapping.yaml_lines import LocatedYaml, load_located_yaml
 from usdirect.settings.errors import SettingValueError, did_you_mean, issue_at, validation_issues
 from usdirect.settings.schedules import schedule_problem
 
 Target = Literal["warehouse", "platform"]
-OPERATIONS = ("get_inventory", "get_inventory_changes", "send_orders", "get_shipments", "get_invoices")
-# Operations that fetch "what changed in this window": each run owns [data_interval_start, end).
-WINDOWED = frozenset({"get_inventory_changes", "get_shipments"})
 _MEMORY_SIZE = r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$"  # DuckDB memory_limit, e.g. 400MB, 1.5GB
 
 
@@ -241,9 +239,10 @@ class Config(_Strict):
 
     def dag_id(self, account: Account, operation: str) -> str:
         """Plain ids for the first account, account-qualified ids for the others."""
+        suffix = SPECS[operation].dag_suffix
         if account == self.accounts[0]:
-            return f"usdirect_{operation}"
-        return f"usdirect_{account.id}_{operation}"
+            return f"usdirect_{suffix}"
+        return f"usdirect_{account.id}_{suffix}"
 
 
 def default_config_path() -> Path:

@@ -11,20 +11,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from usdirect.domain.operations import SPECS
 from usdirect.mapping.errors import TemplateError
 from usdirect.mapping.spec_check import check_template_spec
 from usdirect.mapping.yaml_lines import load_located_yaml
 from usdirect.settings.config import Account, Config, ConfigError
 from usdirect.settings.errors import issue_at
-
-# The template kind (its `operation:`) each DAG operation maps with.
-TEMPLATE_KIND = {
-    "get_inventory": "inventory",
-    "get_inventory_changes": "inventory",
-    "send_orders": "orders",
-    "get_shipments": "shipments",
-    "get_invoices": "invoices",
-}
 
 
 def template_problems(cfg: Config, operation: str) -> dict[str, ConfigError | TemplateError]:
@@ -52,7 +44,7 @@ def _problem(cfg: Config, account: Account, index: int, operation: str) -> Confi
     if not cfg.template_path(account, operation).is_file():
         return _missing(cfg, account, index, operation)
     try:
-        check_template_spec(cfg.template_path(account, operation), TEMPLATE_KIND[operation])
+        check_template_spec(cfg.template_path(account, operation), SPECS[operation].template_kind)
     except TemplateError as exc:
         return exc
     return None
