@@ -24,6 +24,7 @@ from tests.orders.conftest import (
     usdirect_frs,
     use_sandbox,
 )
+from usdirect.domain.order_rules import SHIPPING_CODES
 from usdirect.hooks.flxpoint import FlxpointHook
 from usdirect.hooks.usdirect import UsDirectHook
 from usdirect.pipelines import orders
@@ -144,7 +145,7 @@ def test_dry_run_and_po_numbers_param(
     assert dry.count(orders.DRY_RUN) == 21 and dry.count(orders.NEEDS_ATTENTION) == 5
     first = frs[0]
     payload = next(o.payload for o in dry.outcomes if o.po_number == first["fulfillmentRequestNumber"])
-    assert payload["shipping_code"] in orders.SHIPPING_CODES
+    assert payload["shipping_code"] in SHIPPING_CODES
     assert payload["ship_to"]["postal_code"] == first["shippingAddress"]["postal"]
     assert [ln["item_number"] for ln in payload["lines"]] == [
         i["sku"].removeprefix("USD-") for i in first["items"]

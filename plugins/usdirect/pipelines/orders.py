@@ -22,14 +22,31 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import re
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
-from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from dataclasses import dataclass, replace
+from typing import Any
 
+from usdirect.domain.order_rules import format_problems, validate_order
+from usdirect.domain.orders import (
+    CLAIMED_ELSEWHERE,
+    DRY_RUN,
+    ERROR,
+    NEEDS_ATTENTION,
+    NOT_SENT,
+    RETRY,
+    SUBMITTED,
+    UNRESOLVED,
+    ClaimLocks,
+    LineOutcome,
+    OrderClient,
+    OrderLedger,
+    OrderOutcome,
+    OrderRequest,
+    SendReport,
+)
 from usdirect.hooks.errors import (
     AuthenticationError,
     DuplicateError,
@@ -39,222 +56,15 @@ from usdirect.hooks.errors import (
     UsDirectError,
     ValidationError,
 )
+from usdirect.targets.platform.orders import PlatformOrderRecorder
+from usdirect.targets.warehouse.order_ledger import WarehouseOrders
 
 log = logging.getLogger(__name__)
 
-SHIPPING_CODES = ("UPS-GND", "UPS-2DA", "UPS-NDA", "FEDEX-GND", "FEDEX-EXP", "USPS-PRIORITY")
-_LOWER_48_AND_DC = (
-    "AL AZ AR CA CO CT DE DC FL GA ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV NH NJ NM NY NC ND "
-    "OH OK OR PA RI SC SD TN TX UT VT VA WA WV WI WY"
-)
-LOWER_48_AND_DC = frozenset(_LOWER_48_AND_DC.split(" "))
-MILITARY_STATES = frozenset({"AA", "AE", "AP"})
-PO_NUMBER = re.compile(r"^[A-Za-z0-9_-]{1,30}$")
-PO_BOX = re.compile(r"\b(p\.?\s*o\.?\s*box|post\s+office\s+box|pob\s+\d)", re.IGNORECASE)
-POSTAL_CODE = re.compile(r"^\d{5}(-\d{4})?$")
-REQUIRED_SHIP_TO = ("name", "address1", "city", "state", "postal_code", "country")
 # Sends per PO within one run when US Direct confirms (GET 404) that an unknown outcome created nothing.
 MAX_SENDS_PER_RUN = 3
 
-# Outcome kinds.
-SUBMITTED = "submitted"  # US Direct has the order (created now, or found existing)
-NEEDS_ATTENTION = "needs_attention"  # the data must be fixed by a person; nothing was created
-RETRY = "retry"  # nothing was created; the next run sends it again
-UNRESOLVED = "unresolved"  # may have been created; the next run looks it up before anything else
-ERROR = "error"  # this run could not finish the PO (e.g. recording failed); the next run resumes it
-DRY_RUN = "dry_run"
-CLAIMED_ELSEWHERE = "claimed_elsewhere"  # another run claimed or is sending it; left alone here
-NOT_SENT = "not_sent"  # the run stopped (credential refused) before this PO; its ledger is untouched
-KINDS = (SUBMITTED, NEEDS_ATTENTION, RETRY, UNRESOLVED, ERROR, DRY_RUN, CLAIMED_ELSEWHERE, NOT_SENT)
-
-
-# --- pre-validation -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One bad field of an order: the field path and what to do about it."""
-
-    field: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.field}: {self.message}"
-
-
-def validate_order(payload: dict[str, Any]) -> list[Problem]:
-    """What US Direct's contract would refuse with 422, found before sending (empty = valid)."""
-    problems: list[Problem] = []
-    po = payload.get("po_number")
-    if _blank(po):
-        problems.append(Problem("po_number", "missing; set the fulfillment request number"))
-    elif not PO_NUMBER.match(str(po)):
-        problems.append(
-            Problem(
-                "po_number",
-                f"{po!r} is not 1-30 characters of A-Z a-z 0-9 - _; "
-                "renumber the request without spaces or other symbols",
-            )
-        )
-    if _blank(payload.get("order_date")):
-        problems.append(Problem("order_date", "missing; the request needs its order date"))
-    code = payload.get("shipping_code")
-    if _blank(code):
-        problems.append(Problem("shipping_code", "missing; choose a shipping method on the request"))
-    elif code not in SHIPPING_CODES:
-        problems.append(
-            Problem(
-                "shipping_code",
-                f"unknown shipping code {code!r}; use one of {', '.join(SHIPPING_CODES)} "
-                "(map the platform code in include/mappings/value_maps.yaml shipping_codes)",
-            )
-        )
-    problems += _validate_ship_to(payload.get("ship_to") or {})
-    problems += _validate_lines(payload.get("lines") or [])
-    return problems
-
-
-def _blank(value: Any) -> bool:
-    return value is None or (isinstance(value, str) and not value.strip())
-
-
-def _validate_ship_to(ship_to: dict[str, Any]) -> list[Problem]:
-    problems = [
-        Problem(f"ship_to.{key}", "missing; complete the shipping address")
-        for key in REQUIRED_SHIP_TO
-        if _blank(ship_to.get(key))
-    ]
-    for key in ("address1", "address2"):
-        value = ship_to.get(key)
-        if isinstance(value, str) and PO_BOX.search(value):
-            problems.append(
-                Problem(
-                    f"ship_to.{key}",
-                    f"{value!r} is a PO Box; US Direct does not ship to PO Boxes, "
-                    "ask the customer for a street address",
-                )
-            )
-    postal = ship_to.get("postal_code")
-    if not _blank(postal) and not POSTAL_CODE.match(str(postal).strip()):
-        problems.append(
-            Problem("ship_to.postal_code", f"{postal!r} is not a US ZIP code; use 5 digits or ZIP+4")
-        )
-    country = ship_to.get("country")
-    if not _blank(country) and str(country).strip().upper() != "US":
-        problems.append(
-            Problem(
-                "ship_to.country",
-                f"{country!r} is outside the US; US Direct ships within the lower 48 only, "
-                "send this order through another supplier",
-            )
-        )
-    state = ship_to.get("state")
-    if not _blank(state) and str(state).strip().upper() not in LOWER_48_AND_DC:
-        where = (
-            "a military (APO/FPO/DPO) address"
-            if str(state).strip().upper() in MILITARY_STATES
-            else "outside the lower 48 (Alaska, Hawaii and US territories are not served)"
-            if len(str(state).strip()) == 2
-            else "not a two-letter state code"
-        )
-        problems.append(
-            Problem(
-                "ship_to.state",
-                f"{state!r} is {where}; US Direct ships to the lower 48 and DC only, "
-                "correct the state or send this order through another supplier",
-            )
-        )
-    return problems
-
-
-def _validate_lines(lines: list[dict[str, Any]]) -> list[Problem]:
-    if not lines:
-        return [Problem("lines", "the request has no items; add at least one item")]
-    problems: list[Problem] = []
-    for line in lines:
-        where = f"lines[{line.get('line_number')}]"
-        if _blank(line.get("item_number")):
-            problems.append(
-                Problem(f"{where}.item_number", "missing; set the item's SKU to USD-<US Direct item number>")
-            )
-        qty = line.get("quantity")
-        if qty is None or int(qty) < 1:
-            problems.append(
-                Problem(
-                    f"{where}.quantity", f"{qty!r} is below 1; order at least one unit or remove the item"
-                )
-            )
-    return problems
-
-
-def format_problems(problems: Iterable[Problem | str]) -> str:
-    return "; ".join(str(p) for p in problems)
-
-
 # --- requests, payloads and outcomes ------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class OrderRequest:
-    """One fulfillment request to send, with what the ledger knows about it."""
-
-    po_number: str
-    fr_id: int | None
-    fr: dict[str, Any]
-    state: str = "pending"  # pending | submitting (a previous send's outcome is unknown)
-    attempts: int = 0
-
-
-@dataclass(frozen=True)
-class LineOutcome:
-    line_number: int
-    item_number: str | None
-    status: str  # accepted | rejected
-    reason: str | None = None
-
-
-@dataclass
-class OrderOutcome:
-    """What became of one PO in this run; recorders turn it into ledger rows / platform calls."""
-
-    po_number: str
-    fr_id: int | None
-    kind: str
-    supplier_order_id: str | None = None
-    order_status: str | None = None
-    lines: list[LineOutcome] = field(default_factory=list)
-    submitted_at: dt.datetime | None = None
-    attempts: int = 0
-    message: str | None = None
-    found_existing: bool = False
-    payload: dict[str, Any] | None = None
-
-    @property
-    def cancelled(self) -> bool:
-        """US Direct created the order but could fill no line (every line rejected)."""
-        return self.kind == SUBMITTED and self.order_status == "cancelled"
-
-
-class OrderClient(Protocol):
-    """The two US Direct calls Send Orders needs (``UsDirectHook`` provides them)."""
-
-    def submit_order(self, payload: dict) -> dict: ...
-
-    def get_order(self, po_number: str) -> dict | None: ...
-
-
-class OrderLedger(Protocol):
-    """Durable per-PO state written before each send (the warehouse's fulfillment_requests)."""
-
-    def claim(self, po_number: str, attempts_seen: int) -> int | None: ...
-
-
-class ClaimLocks(Protocol):
-    """Per-PO locks held while a run works on a PO (``usdirect.targets.warehouse.order_claims``)."""
-
-    def acquire(self, po_number: str) -> bool: ...
-
-    def release(self, po_number: str) -> None: ...
 
 
 class CredentialRefusedError(AuthenticationError):
@@ -328,30 +138,6 @@ def _mapping_reason(reason: str) -> str:
 
 
 # --- submission ----------------------------------------------------------------------------------
-
-
-@dataclass
-class SendReport:
-    """Per-PO outcomes of a run and the headline counts."""
-
-    outcomes: list[OrderOutcome] = field(default_factory=list)
-
-    def count(self, kind: str) -> int:
-        return sum(1 for o in self.outcomes if o.kind == kind)
-
-    @property
-    def counts(self) -> dict[str, int]:
-        out = {k: self.count(k) for k in KINDS}
-        out["found_existing"] = sum(1 for o in self.outcomes if o.found_existing)
-        out["cancelled_by_supplier"] = sum(1 for o in self.outcomes if o.cancelled)
-        out["partially_accepted"] = sum(1 for o in self.outcomes if o.order_status == "partially_accepted")
-        out["on_hold"] = sum(1 for o in self.outcomes if o.order_status == "on_hold")
-        return out
-
-    @property
-    def unfinished(self) -> list[OrderOutcome]:
-        """POs this run could not settle (they are retried, never re-sent blindly)."""
-        return [o for o in self.outcomes if o.kind in (RETRY, UNRESOLVED, ERROR)]
 
 
 def outcome_from_order(
@@ -601,61 +387,6 @@ def dry_run(
         for req, payload in ready
     ]
     return report
-
-
-# --- where requests come from and where outcomes go ----------------------------------------------
-
-ADDITIONAL_INFO = "Additional Info Required"
-PLATFORM_FAILED = "Failed"
-
-
-class PlatformOrderRecorder:
-    """Tells the platform what became of each request: processed, or flagged with the reason."""
-
-    def __init__(self, hook: Any) -> None:
-        self.hook = hook
-
-    def __call__(self, outcome: OrderOutcome) -> None:
-        if outcome.fr_id is None:
-            return
-        if outcome.cancelled:
-            self.hook.flag_fulfillment_request(outcome.fr_id, PLATFORM_FAILED, outcome.message or "cancelled")
-        elif outcome.kind == SUBMITTED:
-            self.hook.mark_processed(outcome.fr_id, outcome.supplier_order_id)
-        elif outcome.kind == NEEDS_ATTENTION:
-            self.hook.flag_fulfillment_request(outcome.fr_id, ADDITIONAL_INFO, outcome.message or "")
-
-
-class WarehouseOrders:
-    """The warehouse's fulfillment_requests as the durable ledger and as a recorder."""
-
-    def __init__(self, wh: Any) -> None:
-        self.wh = wh
-        self._lock = threading.Lock()  # one writer at a time: DuckDB files serialise writers anyway
-
-    def claim(self, po_number: str, attempts_seen: int) -> int | None:
-        from usdirect.targets.warehouse import orders as ow
-
-        with self._lock:
-            return ow.claim_attempt(self.wh, po_number, attempts_seen)
-
-    def __call__(self, outcome: OrderOutcome) -> None:
-        from usdirect.targets.warehouse import orders as ow
-
-        with self._lock:
-            if outcome.kind == SUBMITTED:
-                ow.record_submitted(
-                    self.wh,
-                    outcome.po_number,
-                    outcome.supplier_order_id,
-                    outcome.order_status,
-                    outcome.submitted_at or dt.datetime.now(dt.UTC),
-                    [(ln.line_number, ln.status, ln.reason) for ln in outcome.lines],
-                    note=outcome.message,
-                )
-            elif outcome.kind in (NEEDS_ATTENTION, RETRY, UNRESOLVED):
-                status = {NEEDS_ATTENTION: ow.NEEDS_ATTENTION, RETRY: ow.PENDING, UNRESOLVED: ow.SUBMITTING}
-                ow.record_problem(self.wh, outcome.po_number, status[outcome.kind], outcome.message or "")
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from usdirect.domain.errors import PermanentError
+from usdirect.domain.orders import NEEDS_ATTENTION, SUBMITTED, OrderOutcome
 from usdirect.hooks.errors import NotFoundError, UsDirectError
 
 SOURCE_NAME = "US Direct"
@@ -215,3 +216,24 @@ def deliver_invoices(
         )
         for inv in invoices
     ]
+
+
+ADDITIONAL_INFO = "Additional Info Required"
+PLATFORM_FAILED = "Failed"
+
+
+class PlatformOrderRecorder:
+    """Tells the platform what became of each request: processed, or flagged with the reason."""
+
+    def __init__(self, hook: Any) -> None:
+        self.hook = hook
+
+    def __call__(self, outcome: OrderOutcome) -> None:
+        if outcome.fr_id is None:
+            return
+        if outcome.cancelled:
+            self.hook.flag_fulfillment_request(outcome.fr_id, PLATFORM_FAILED, outcome.message or "cancelled")
+        elif outcome.kind == SUBMITTED:
+            self.hook.mark_processed(outcome.fr_id, outcome.supplier_order_id)
+        elif outcome.kind == NEEDS_ATTENTION:
+            self.hook.flag_fulfillment_request(outcome.fr_id, ADDITIONAL_INFO, outcome.message or "")
