@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,7 @@ import pytest
 
 from sandbox.runner import SandboxInfo
 from tests.support.connections import conn_env_var, warehouse_conn
-from tests.support.paths import REPO
+from tests.support.inventory import Env
 from tests.support.settings_file import write_settings
 from usdirect.targets.warehouse.sql import Warehouse
 
@@ -23,29 +22,6 @@ def wh(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path
     """A warehouse with a schema of its own, so Postgres tests sharing one database never collide."""
     monkeypatch.setenv(*conn_env_var("inv_wh", warehouse_conn(request.param, request, tmp_path)))
     return Warehouse.from_conn_id("inv_wh", schema=f"inv_{uuid.uuid4().hex[:8]}")
-
-
-@dataclass
-class Env:
-    sandbox: SandboxInfo
-    wh: Warehouse
-    tmp: Path
-
-    def dag(self, dag_id: str) -> Any:
-        from airflow.dag_processing.dagbag import DagBag
-
-        bag = DagBag(dag_folder=str(REPO / "dags"))
-        assert bag.import_errors == {}
-        return bag.get_dag(dag_id)
-
-    def run(self, dag_id: str, **kwargs: Any) -> Any:
-        return self.dag(dag_id).test(**kwargs)
-
-    def task_states(self, run: Any) -> dict[str, str]:
-        return {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
-
-    def platform_calls(self) -> dict[str, dict[str, int]]:
-        return self.sandbox.stats("flxpoint")["requests"]
 
 
 @pytest.fixture

@@ -8,9 +8,7 @@ import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.inventory.conftest import Env
-from tests.inventory.helpers import history, inventory, mapped_file, row
-from tests.inventory.test_dags import _task_counts
+from tests.support.inventory import Env, history, inventory, mapped_file, row, task_counts
 from usdirect.engine.absence import Absence
 from usdirect.targets.platform.inventory import adopt_published, plan_publish
 from usdirect.targets.warehouse import inventory as iw
@@ -121,11 +119,11 @@ def test_a_short_feed_through_the_dag_archives_nothing(make_env: Callable[..., E
     env.sandbox.set_feed_mode("short", share=0.9)
     short = env.run("usdirect_get_inventory")
     assert short.state == "success", env.task_states(short)
-    missing = _task_counts(env, short, "load_inventory_warehouse")["missing"]
-    assert missing > 0 and _task_counts(env, short, "load_inventory_warehouse")["archived"] == 0
+    missing = task_counts(env, short, "load_inventory_warehouse")["missing"]
+    assert missing > 0 and task_counts(env, short, "load_inventory_warehouse")["archived"] == 0
     assert {sku for sku, r in inventory(env.wh).items() if not r["archived"]} == live
     assert {v["sku"] for v in env.sandbox.platform("variants") if not v["archived"]} == platform_live
-    assert _task_counts(env, short, "publish_inventory_platform")["put_calls"] == 0
+    assert task_counts(env, short, "publish_inventory_platform")["put_calls"] == 0
 
     env.sandbox.set_feed_mode("normal")
     whole = env.run("usdirect_get_inventory")  # downloaded again: no validators were kept

@@ -4,48 +4,22 @@ platform; every check compares values with the sandbox's ground truth."""
 from __future__ import annotations
 
 import datetime as dt
-import json
 import math
 from collections.abc import Callable
-from typing import Any
 
-from tests.inventory.conftest import Env
-from tests.inventory.helpers import assert_warehouse_matches, history, inventory, money, truth
+from tests.support.inventory import (
+    Env,
+    assert_no_429,
+    assert_platform_matches,
+    assert_warehouse_matches,
+    history,
+    inventory,
+    ok_count,
+    task_counts,
+    truth,
+)
 
 # --------------------------------------------------------------------------------------------- expectations
-
-
-def _assert_platform_matches(
-    env: Env, gone: set[str] = frozenset(), never_created: set[str] = frozenset()
-) -> None:
-    """``never_created``: SKUs discontinued when the full feed first listed them (nothing to sell;
-    a later change from /v1/inventory cannot create them either: the next full feed does)."""
-    expected = truth(env.sandbox)
-    variants = {v["sku"]: v for v in env.sandbox.platform("variants")}
-    for sku, want in expected.items():
-        if sku not in variants:
-            assert want["archived"] or sku in never_created, sku
-            continue
-        v = variants[sku]
-        got = {
-            "cost": money(str(v["cost"])) if v["cost"] is not None else None,
-            "msrp": money(str(v["msrp"])) if v.get("msrp") is not None else None,
-            "map": money(str(v["map"])) if v.get("map") is not None else None,
-            "quantity": v["quantity"],
-        }
-        assert got == {k: want[k] for k in ("cost", "msrp", "map", "quantity")}, sku
-        assert bool(v.get("archived")) is want["archived"], sku
-    for sku in gone:
-        assert variants[sku]["archived"] is True and variants[sku]["quantity"] == 0, sku
-
-
-def _no_429(env: Env) -> None:
-    calls = env.platform_calls()
-    assert not any("429" in statuses for statuses in calls.values()), calls
-
-
-def _count(calls: dict[str, dict[str, int]], endpoint: str) -> int:
-    return sum(n for status, n in calls.get(endpoint, {}).items() if status == "200")
 
 
 # --------------------------------------------------------------------------------------------- tests
@@ -60,8 +34,8 @@ def test_full_feed_duckdb_and_platform(make_env: Callable[..., Env]) -> None:
     feed_calls = next(v for k, v in env.sandbox.stats()["requests"].items() if k.startswith("GET /feeds/"))
     assert feed_calls.get("fault:truncate") == 1 and feed_calls.get("200") == 2  # cut short, then retried
     assert_warehouse_matches(env)
-    _assert_platform_matches(env)
-    _no_429(env)
+    assert_platform_matches(env)
+    assert_no_429(env)
 
     # The rejects table holds exactly the dirty rows, each with the right reason.
     dirty = env.sandbox.catalog_truth()["dirty_rows"]
@@ -112,19 +86,19 @@ def test_full_feed_duckdb_and_platform(make_env: Callable[..., Env]) -> None:
     )
     variants = {v["sku"]: v for v in env.sandbox.platform("variants")}
     assert all(not variants[s]["archived"] for s in gone_live if s in variants)
-    assert _task_counts(env, run, "load_inventory_warehouse")["missing"] == len(gone_live)
-    assert _task_counts(env, run, "publish_inventory_platform")["missing"] == len(gone_live & set(variants))
+    assert task_counts(env, run, "load_inventory_warehouse")["missing"] == len(gone_live)
+    assert task_counts(env, run, "publish_inventory_platform")["missing"] == len(gone_live & set(variants))
     # The next good feed (downloaded again, no 304) that still lacks them archives them.
     confirm = env.run("usdirect_get_inventory")
     assert confirm.state == "success" and env.task_states(confirm)["fetch_feed"] == "success"
-    assert _task_counts(env, confirm, "load_inventory_warehouse")["archived"] == len(gone_live)
+    assert task_counts(env, confirm, "load_inventory_warehouse")["archived"] == len(gone_live)
     expected = assert_warehouse_matches(env, gone)
-    _assert_platform_matches(env, gone)
-    _no_429(env)
+    assert_platform_matches(env, gone)
+    assert_no_429(env)
     confirmed = env.platform_calls()
     assert (
-        _count(confirmed, "PUT /inventory/variants") - _count(after, "PUT /inventory/variants")
-        == (_task_counts(env, confirm, "publish_inventory_platform")["planned_calls"])
+        ok_count(confirmed, "PUT /inventory/variants") - ok_count(after, "PUT /inventory/variants")
+        == (task_counts(env, confirm, "publish_inventory_platform")["planned_calls"])
     )
     changed_tracked = {
         sku
@@ -140,9 +114,9 @@ def test_full_feed_duckdb_and_platform(make_env: Callable[..., Env]) -> None:
             newest[sku]["cost"] == expected[sku]["cost"]
             and newest[sku]["quantity"] == expected[sku]["quantity"]
         )
-    puts = _count(after, "PUT /inventory/variants") - _count(before, "PUT /inventory/variants")
-    posts = _count(after, "POST /inventory/parents") - _count(before, "POST /inventory/parents")
-    counts = _task_counts(env, run, "publish_inventory_platform")
+    puts = ok_count(after, "PUT /inventory/variants") - ok_count(before, "PUT /inventory/variants")
+    posts = ok_count(after, "POST /inventory/parents") - ok_count(before, "POST /inventory/parents")
+    counts = task_counts(env, run, "publish_inventory_platform")
     assert puts == counts["put_calls"] and posts == counts["post_calls"]
     assert puts + posts == counts["planned_calls"]
 
@@ -183,10 +157,10 @@ def test_feed_not_recorded_until_every_target_took_it(make_env: Callable[..., En
     # Every live SKU is created exactly once, except the ones the platform already held (the first
     # publish reconciles: it reads them and updates them instead of creating them again).
     live = {sku for sku, r in truth(env.sandbox).items() if not r["archived"]}
-    assert held and _count(env.platform_calls(), "POST /inventory/parents") == math.ceil(
+    assert held and ok_count(env.platform_calls(), "POST /inventory/parents") == math.ceil(
         len(live - held) / 20
     )
-    _assert_platform_matches(env)
+    assert_platform_matches(env)
 
 
 def test_changes_dag_into_postgres_and_platform(make_env: Callable[..., Env]) -> None:
@@ -199,15 +173,15 @@ def test_changes_dag_into_postgres_and_platform(make_env: Callable[..., Env]) ->
     run = env.run("usdirect_get_inventory_changes", logical_date=window_end)
     assert run.state == "success", env.task_states(run)
     assert_warehouse_matches(env)
-    _assert_platform_matches(env, never_created=discontinued)
-    _no_429(env)
-    first = _task_counts(env, run, "load_inventory_warehouse")
+    assert_platform_matches(env, never_created=discontinued)
+    assert_no_429(env)
+    first = task_counts(env, run, "load_inventory_warehouse")
     assert first["updated"] > 0 and first["history"] > 0
     # Replaying the window (a backfill over it) changes and publishes nothing.
     run = env.run("usdirect_get_inventory_changes", logical_date=window_end)
     assert run.state == "success"
-    assert _task_counts(env, run, "load_inventory_warehouse")["updated"] == 0
-    assert _task_counts(env, run, "publish_inventory_platform")["put_calls"] == 0
+    assert task_counts(env, run, "load_inventory_warehouse")["updated"] == 0
+    assert task_counts(env, run, "publish_inventory_platform")["put_calls"] == 0
 
 
 def test_resync_maps_only_changed_rows_into_postgres_and_platform(make_env: Callable[..., Env]) -> None:
@@ -216,28 +190,18 @@ def test_resync_maps_only_changed_rows_into_postgres_and_platform(make_env: Call
     env = make_env("postgres", ["warehouse", "platform"], catalog_size=400)
     first = env.run("usdirect_get_inventory")
     assert first.state == "success", env.task_states(first)
-    assert _task_counts(env, first, "map_feed")["reused"] == 0
+    assert task_counts(env, first, "map_feed")["reused"] == 0
     old = set(truth(env.sandbox))
     for _ in range(2):  # the second re-sync builds on the first run's complete feed as well
         env.sandbox.next_catalog_version(price=0.02, quantity=0.04, new=0.02, removed=0.02)
         run = env.run("usdirect_get_inventory")
         assert run.state == "success", env.task_states(run)
-        mapped = _task_counts(env, run, "map_feed")
+        mapped = task_counts(env, run, "map_feed")
         assert 0 < mapped["reused"] < mapped["skus"]
         # Removed SKUs are archived by the next good feed that still lacks them.
         confirm = env.run("usdirect_get_inventory")
         assert confirm.state == "success", env.task_states(confirm)
         assert_warehouse_matches(env, old - set(truth(env.sandbox)))
-        _assert_platform_matches(env, old - set(truth(env.sandbox)))
-    assert _task_counts(env, run, "load_inventory_warehouse")["updated"] > 0
-    _no_429(env)
-
-
-def _task_counts(env: Env, run: Any, task_id: str) -> dict[str, Any]:
-    with env.wh.connect() as conn:
-        rows = env.wh.fetchall(
-            conn,
-            f"SELECT counts FROM {env.wh.table('usdirect_runs')} WHERE run_id = %s AND task_id = %s",
-            (run.run_id, task_id),
-        )
-    return json.loads(rows[-1][0])
+        assert_platform_matches(env, old - set(truth(env.sandbox)))
+    assert task_counts(env, run, "load_inventory_warehouse")["updated"] > 0
+    assert_no_429(env)

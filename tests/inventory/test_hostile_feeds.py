@@ -9,8 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.inventory.conftest import Env
-from tests.inventory.helpers import inventory
+from tests.support.inventory import Env, inventory
 
 CONTROL = {chr(c) for c in range(32)} - {"\t", "\n", "\r"}
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tests.inventory.helpers import inventory, mapped_file, row
 from tests.support.connections import conn_env_var
+from tests.support.inventory import inventory, mapped_file, row
 from usdirect.domain.errors import PermanentError
 from usdirect.engine import base as engine
 from usdirect.operators.base import _explained

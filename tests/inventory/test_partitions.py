@@ -12,9 +12,17 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.inventory.conftest import Env
-from tests.inventory.helpers import assert_warehouse_matches, history, inventory, mapped_file, row, truth
-from tests.inventory.test_dags import _assert_platform_matches, _no_429
+from tests.support.inventory import (
+    Env,
+    assert_no_429,
+    assert_platform_matches,
+    assert_warehouse_matches,
+    history,
+    inventory,
+    mapped_file,
+    row,
+    truth,
+)
 from usdirect.engine.absence import Absence
 from usdirect.engine.base import parquet_source
 from usdirect.engine.partitions import Partition, partition_count, slice_sql, write_partitions
@@ -141,7 +149,7 @@ def test_dag_loads_and_publishes_partitions_as_mapped_tasks(make_env: Callable[.
     assert sorted(c["partition"] for c in loads) == ["1 of 3", "2 of 3", "3 of 3"]
     assert sum(c["inserted"] for c in loads) == len(truth(env.sandbox))
     assert_warehouse_matches(env)
-    _assert_platform_matches(env)
+    assert_platform_matches(env)
 
     old = set(truth(env.sandbox))
     before = inventory(env.wh)
@@ -162,5 +170,5 @@ def test_dag_loads_and_publishes_partitions_as_mapped_tasks(make_env: Callable[.
     assert sum(c["archived"] for c in _rows(env, confirm, "load_inventory_warehouse")) == len(gone_live)
     assert sum(c["archived"] for c in _rows(env, confirm, "publish_inventory_platform")) == len(on_platform)
     assert_warehouse_matches(env, gone)
-    _assert_platform_matches(env, on_platform)  # the others were never created there
-    _no_429(env)
+    assert_platform_matches(env, on_platform)  # the others were never created there
+    assert_no_429(env)

@@ -7,9 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 
-from tests.inventory.conftest import Env
-from tests.inventory.helpers import inventory, truth
-from tests.inventory.test_dags import _task_counts
+from tests.support.inventory import Env, inventory, task_counts, truth
 
 
 def test_sku_first_seen_in_changes_waits_for_the_full_feed(make_env: Callable[..., Env]) -> None:
@@ -31,7 +29,7 @@ def test_sku_first_seen_in_changes_waits_for_the_full_feed(make_env: Callable[..
         assert r["pending_full_feed"] is True and r["title"] is None and r["upc"] is None, sku
         assert r["quantity"] == truth(env.sandbox)[sku]["quantity"], sku  # its changes are kept
     assert not any(r["pending_full_feed"] for sku, r in stored.items() if sku in known)
-    assert _task_counts(env, run, "load_inventory_warehouse")["pending"] == len(first_seen)
+    assert task_counts(env, run, "load_inventory_warehouse")["pending"] == len(first_seen)
     assert not new & {v["sku"] for v in env.sandbox.platform("variants")}  # never created half-empty
 
     full = env.run("usdirect_get_inventory")

@@ -15,9 +15,17 @@ from typing import Any
 import pytest
 
 from sandbox.platform import OTHER_SUPPLIER_SKUS
-from tests.inventory.conftest import Env
-from tests.inventory.helpers import inventory, mapped_file, money, row, truth
-from tests.inventory.test_dags import _count, _no_429, _task_counts
+from tests.support.inventory import (
+    Env,
+    assert_no_429,
+    inventory,
+    mapped_file,
+    money,
+    ok_count,
+    row,
+    task_counts,
+    truth,
+)
 from usdirect.targets.warehouse.sql import Warehouse
 
 WRITES = ("PUT /inventory/variants", "POST /inventory/parents")
@@ -25,7 +33,7 @@ WRITES = ("PUT /inventory/variants", "POST /inventory/parents")
 
 def _writes(env: Env) -> int:
     calls = env.platform_calls()
-    return sum(_count(calls, endpoint) for endpoint in WRITES)
+    return sum(ok_count(calls, endpoint) for endpoint in WRITES)
 
 
 def _values(v: dict[str, Any]) -> dict[str, Any]:
@@ -105,17 +113,17 @@ def test_first_publish_makes_the_platform_equal_the_warehouse(
     assert run.state == "success", env.task_states(run)
     _assert_equal_to(env, intent)
     assert {sku: _platform(env)[sku] for sku in OTHER_SUPPLIER_SKUS} == others  # not ours: untouched
-    reconciled = _task_counts(env, run, "publish_inventory_platform")["reconciled"]
+    reconciled = task_counts(env, run, "publish_inventory_platform")["reconciled"]
     assert reconciled["our_skus"] == len(intent) and reconciled["read_calls"] >= 1
-    _no_429(env)
+    assert_no_429(env)
 
     # A second run, reconciling again (Param), reads the platform and sends nothing.
     writes = _writes(env)
-    gets = _count(env.platform_calls(), "GET /inventory/variants")
+    gets = ok_count(env.platform_calls(), "GET /inventory/variants")
     again = env.run("usdirect_get_inventory", run_conf={"reconcile": True})
     assert again.state == "success" and env.task_states(again)["fetch_feed"] == "success"
     assert _writes(env) == writes
-    assert _count(env.platform_calls(), "GET /inventory/variants") > gets
+    assert ok_count(env.platform_calls(), "GET /inventory/variants") > gets
     _assert_equal_to(env, intent)
 
 
@@ -212,5 +220,5 @@ def test_sku_discontinued_on_first_sight_is_archived_where_the_platform_has_it(
     assert run.state == "success", env.task_states(run)
     variants = _platform(env)
     assert all(variants[s]["archived"] and variants[s]["quantity"] == 0 for s in new_discontinued)
-    assert _task_counts(env, run, "publish_inventory_platform")["archived"] == len(new_discontinued)
+    assert task_counts(env, run, "publish_inventory_platform")["archived"] == len(new_discontinued)
     _assert_equal_to(env, _warehouse_intent(env))

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tests.inventory.helpers import row
+from tests.support.inventory import row
 from usdirect.domain.inventory import conform
 from usdirect.engine.dedupe import DUPLICATE_REASON, ROW, dedupe_and_hash
 from usdirect.mapping import check_reject_share

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from sandbox.catalog import Catalog, Shares, write_catalog_csv
-from tests.inventory.helpers import inventory
+from tests.support.inventory import inventory
 from tests.support.paths import REPO
 from usdirect.domain.inventory import MAPPED_COLUMNS
 from usdirect.engine.reuse import BaseChangedError, MappedFeed, feed_rows, feed_source

@@ -16,9 +16,8 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from tests.inventory.conftest import Env
-from tests.inventory.helpers import assert_warehouse_matches, inventory
 from tests.support.connections import conn_env_var
+from tests.support.inventory import Env, assert_warehouse_matches, inventory
 
 BUCKET = "usdirect-staging"
 STAGING_CONN = "usdirect_s3_staging"

@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from sandbox.catalog import Catalog, write_catalog_csv
-from tests.inventory.helpers import T0, mapped_file, row
+from tests.support.inventory import T0, mapped_file, row
 from tests.support.paths import REPO
 from usdirect.engine.dedupe import ROW, dedupe_and_hash
 from usdirect.engine.guard import FeedShrinkError, check_feed_size

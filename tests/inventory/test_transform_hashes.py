@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from sandbox.catalog import Catalog, write_catalog_csv
-from tests.inventory.helpers import mapped_file, row
+from tests.support.inventory import mapped_file, row
 from tests.support.paths import REPO
 from usdirect.domain.inventory import row_hash_sql
 from usdirect.engine import dedupe as inventory_dedupe

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.inventory.helpers import T0, history, inventory, mapped_file, row
+from tests.support.inventory import T0, history, inventory, mapped_file, row
 from usdirect.targets.warehouse import inventory as iw
 from usdirect.targets.warehouse.sql import Warehouse
 

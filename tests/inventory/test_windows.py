@@ -7,10 +7,8 @@ import datetime as dt
 import json
 from collections.abc import Callable
 
-from tests.inventory.conftest import Env
-from tests.inventory.helpers import assert_warehouse_matches, truth
-from tests.inventory.test_dags import _assert_platform_matches
 from tests.support.dag_runs import run_as
+from tests.support.inventory import Env, assert_platform_matches, assert_warehouse_matches, truth
 from usdirect.targets.warehouse.watermarks import read_watermark
 
 DAG = "usdirect_get_inventory_changes"
@@ -52,7 +50,7 @@ def test_changes_after_a_16_day_pause_reach_warehouse_and_platform(make_env: Cal
     assert counts["gap_hours"] == round((latest - t0 - QUARTER).total_seconds() / 3600, 1)
     assert counts["items"] >= len(changed_early) > 0
     assert_warehouse_matches(env)  # the changes of the first version arrived as well
-    _assert_platform_matches(env, never_created=discontinued)
+    assert_platform_matches(env, never_created=discontinued)
     assert read_watermark(env.wh, DAG, ("warehouse", "platform")) == latest + QUARTER
 
     # A backfill of the window of the first version reads exactly it and moves nothing back.

@@ -1,9 +1,11 @@
-"""Small builders shared by the inventory tests."""
+"""Builders, expectations and the DAG-run environment shared by the inventory tests."""
 
 from __future__ import annotations
 
 import datetime as dt
 import decimal
+import json
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -12,9 +14,34 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sandbox.runner import SandboxInfo
+from tests.support.paths import REPO
 from usdirect.domain.inventory import conform
 from usdirect.engine.dedupe import ROW, dedupe_and_hash
 from usdirect.targets.warehouse.sql import Warehouse
+
+
+@dataclass
+class Env:
+    sandbox: SandboxInfo
+    wh: Warehouse
+    tmp: Path
+
+    def dag(self, dag_id: str) -> Any:
+        from airflow.dag_processing.dagbag import DagBag
+
+        bag = DagBag(dag_folder=str(REPO / "dags"))
+        assert bag.import_errors == {}
+        return bag.get_dag(dag_id)
+
+    def run(self, dag_id: str, **kwargs: Any) -> Any:
+        return self.dag(dag_id).test(**kwargs)
+
+    def task_states(self, run: Any) -> dict[str, str]:
+        return {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
+
+    def platform_calls(self) -> dict[str, dict[str, int]]:
+        return self.sandbox.stats("flxpoint")["requests"]
+
 
 T0 = dt.datetime(2026, 11, 20, 8, 0, tzinfo=dt.UTC)
 
@@ -98,7 +125,7 @@ def truth(sb: SandboxInfo) -> dict[str, dict[str, Any]]:
     return out
 
 
-def assert_warehouse_matches(env: Any, gone: set[str] = frozenset()) -> dict[str, dict[str, Any]]:
+def assert_warehouse_matches(env: Env, gone: set[str] = frozenset()) -> dict[str, dict[str, Any]]:
     expected = truth(env.sandbox)
     stored = inventory(env.wh)
     for sku, want in expected.items():
@@ -108,3 +135,46 @@ def assert_warehouse_matches(env: Any, gone: set[str] = frozenset()) -> dict[str
         assert stored[sku]["archived"] is True, sku
     assert set(stored) == set(expected) | set(gone)
     return expected
+
+
+def assert_platform_matches(
+    env: Env, gone: set[str] = frozenset(), never_created: set[str] = frozenset()
+) -> None:
+    """``never_created``: SKUs discontinued when the full feed first listed them (nothing to sell;
+    a later change from /v1/inventory cannot create them either: the next full feed does)."""
+    expected = truth(env.sandbox)
+    variants = {v["sku"]: v for v in env.sandbox.platform("variants")}
+    for sku, want in expected.items():
+        if sku not in variants:
+            assert want["archived"] or sku in never_created, sku
+            continue
+        v = variants[sku]
+        got = {
+            "cost": money(str(v["cost"])) if v["cost"] is not None else None,
+            "msrp": money(str(v["msrp"])) if v.get("msrp") is not None else None,
+            "map": money(str(v["map"])) if v.get("map") is not None else None,
+            "quantity": v["quantity"],
+        }
+        assert got == {k: want[k] for k in ("cost", "msrp", "map", "quantity")}, sku
+        assert bool(v.get("archived")) is want["archived"], sku
+    for sku in gone:
+        assert variants[sku]["archived"] is True and variants[sku]["quantity"] == 0, sku
+
+
+def assert_no_429(env: Env) -> None:
+    calls = env.platform_calls()
+    assert not any("429" in statuses for statuses in calls.values()), calls
+
+
+def ok_count(calls: dict[str, dict[str, int]], endpoint: str) -> int:
+    return sum(n for status, n in calls.get(endpoint, {}).items() if status == "200")
+
+
+def task_counts(env: Env, run: Any, task_id: str) -> dict[str, Any]:
+    with env.wh.connect() as conn:
+        rows = env.wh.fetchall(
+            conn,
+            f"SELECT counts FROM {env.wh.table('usdirect_runs')} WHERE run_id = %s AND task_id = %s",
+            (run.run_id, task_id),
+        )
+    return json.loads(rows[-1][0])
