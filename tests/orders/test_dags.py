@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from sandbox.runner import SandboxInfo
-from tests.orders.conftest import FAST_CLIENT, FAST_HTTP, FAST_SANDBOX
 from tests.support.connections import conn_env_var
+from tests.support.orders import FAST_CLIENT, FAST_HTTP, FAST_SANDBOX
 from tests.support.paths import REPO
 from tests.support.receivers import WebhookReceiver
 from tests.support.settings_file import write_settings

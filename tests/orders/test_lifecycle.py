@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from sandbox.runner import SandboxInfo
-from tests.orders.conftest import FAST_CLIENT, FAST_SANDBOX, use_sandbox
+from tests.support.orders import FAST_CLIENT, FAST_SANDBOX, use_sandbox
 from usdirect.hooks.flxpoint import FlxpointHook
 from usdirect.hooks.usdirect import UsDirectHook
 from usdirect.pipelines import invoices, orders, shipments

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pyarrow as pa
 
-from tests.orders.conftest import make_fr
+from tests.support.orders import make_fr
 from usdirect.targets.warehouse import orders as ow
 from usdirect.targets.warehouse.sql import Warehouse
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from tests.orders.conftest import FAST_CLIENT, FAST_SANDBOX, usdirect_frs, use_sandbox
 from tests.orders.test_lifecycle import _get_invoices, _get_shipments
+from tests.support.orders import FAST_CLIENT, FAST_SANDBOX, usdirect_frs, use_sandbox
 from usdirect.hooks.flxpoint import FlxpointHook
 from usdirect.hooks.usdirect import UsDirectHook
 from usdirect.pipelines import orders
@@ -156,8 +156,8 @@ def test_terminal_states_current_status_and_costs_at_the_orders_cost(warehouse: 
     """Cancelled and needs-attention POs are terminal in both state columns; a shipped order is no
     longer reported on hold; invoice lines are checked against the order's own cost, so a partial
     invoice at that cost is no problem and a line priced differently is named with its figures."""
-    from tests.orders.conftest import make_fr
     from tests.orders.test_orders_warehouse import _invoice, _invoice_lines, _items, _recon, _shipments
+    from tests.support.orders import make_fr
 
     t0 = dt.datetime(2026, 11, 21, 10, tzinfo=dt.UTC)
     wh = warehouse
@@ -220,8 +220,8 @@ def test_terminal_states_current_status_and_costs_at_the_orders_cost(warehouse: 
 
 
 def test_a_po_cancelled_after_processing_is_terminal_and_no_longer_a_straggler(warehouse: Warehouse) -> None:
-    from tests.orders.conftest import make_fr
     from tests.orders.test_orders_warehouse import _items, _recon, _shipments
+    from tests.support.orders import make_fr
 
     t0 = dt.datetime(2026, 11, 21, 10, tzinfo=dt.UTC)
     wh = warehouse

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from sandbox.runner import SandboxInfo
-from tests.orders.conftest import (
+from tests.support.orders import (
     FAST_CLIENT,
     FAST_SANDBOX,
     ORDERS_TEMPLATE,

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from sandbox.runner import SandboxInfo
-from tests.orders.conftest import ORDERS_TEMPLATE, usdirect_frs, use_sandbox
 from tests.support.connections import conn_env_var, warehouse_conn
+from tests.support.orders import ORDERS_TEMPLATE, usdirect_frs, use_sandbox
 from usdirect.domain.errors import PermanentError
 from usdirect.hooks.usdirect import UsDirectHook
 from usdirect.notifications.troubleshooting import diagnose

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from tests.orders.conftest import make_fr
 from tests.support.contract_examples import CONTRACT_PO
+from tests.support.orders import make_fr
 from usdirect.pipelines import orders
 
 GOOD: dict[str, Any] = copy.deepcopy(CONTRACT_PO)

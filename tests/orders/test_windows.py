@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 
 from sandbox.runner import SandboxInfo
-from tests.orders.conftest import FAST_CLIENT, FAST_HTTP, FAST_SANDBOX, usdirect_frs, use_sandbox
 from tests.orders.test_lifecycle import _check_platform, _check_warehouse
 from tests.support.connections import conn_env_var
 from tests.support.dag_runs import run_as
+from tests.support.orders import FAST_CLIENT, FAST_HTTP, FAST_SANDBOX, usdirect_frs, use_sandbox
 from tests.support.paths import REPO
 from tests.support.receivers import WebhookReceiver
 from tests.support.settings_file import write_settings
