@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.mapping.conftest import MAPPINGS, line_of
+from tests.support.mapping import line_of
+from tests.support.paths import MAPPINGS
 from usdirect.mapping import load_template
 from usdirect.mapping.schema import CANONICAL
 

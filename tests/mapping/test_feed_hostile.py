@@ -13,7 +13,7 @@ import pytest
 
 from sandbox.catalog import Catalog, write_catalog_csv
 from sandbox.feed_hostile import make_hostile
-from tests.mapping.conftest import line_of
+from tests.support.mapping import line_of
 from usdirect.domain.errors import PermanentError
 from usdirect.engine.transform import transform_feed
 from usdirect.mapping import load_template

@@ -8,7 +8,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from tests.mapping.conftest import text_table
+from tests.support.mapping import text_table
 from usdirect.mapping import TemplateError, load_template
 from usdirect.mapping.feed_reader import read_feed_batches
 

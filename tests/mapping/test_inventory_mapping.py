@@ -14,7 +14,8 @@ import pyarrow as pa
 import pytest
 
 from sandbox.catalog import SKU_BASE, STATUSES, Catalog, write_catalog_csv
-from tests.mapping.conftest import MAPPINGS, line_of, text_table
+from tests.support.mapping import line_of, text_table
+from tests.support.paths import MAPPINGS
 from usdirect.mapping import (
     REJECT_SCHEMA,
     RejectShareExceededError,

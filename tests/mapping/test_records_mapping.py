@@ -10,8 +10,8 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from tests.mapping.conftest import MAPPINGS
 from tests.support.contract_examples import CONTRACT_FR, CONTRACT_PO
+from tests.support.paths import MAPPINGS
 from usdirect.mapping import load_template
 
 SHIPPING = {

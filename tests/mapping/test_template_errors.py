@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.mapping.conftest import line_of
+from tests.support.mapping import line_of
 from usdirect.mapping import TemplateError, load_template
 
 BASE = """\
