@@ -223,7 +223,8 @@ class Template:
             child_table = self._map_children(records, evaluation, extra, row_offset)
         reasons: list[str | None] = [evaluation.reasons.get(i) for i in range(n)]
         for index, more in extra.items():
-            reasons[index] = "; ".join(([reasons[index]] if reasons[index] else []) + more)
+            first = reasons[index]
+            reasons[index] = "; ".join(([first] if first else []) + more)
         rejected = pa.array([r is not None for r in reasons], pa.bool_())
         row_numbers = pa.array(np.arange(row_offset + 1, row_offset + n + 1, dtype=np.int64))
         keep = pc.invert(rejected)
@@ -233,7 +234,7 @@ class Template:
             parent = child_table.column("row_number")
             parent_kept = pc.take(keep, pc.subtract(parent, row_offset + 1))
             children[self.child_name or ""] = child_table.filter(parent_kept)
-        bad = [i for i, r in enumerate(reasons) if r is not None]
+        bad = {i: r for i, r in enumerate(reasons) if r is not None}
         if not bad:
             return MappingResult(mapped, empty_rejects(), children)
         keys = pc.cast(evaluation.columns[compiled.targets.key], pa.string()).to_pylist()
@@ -242,7 +243,7 @@ class Template:
             self.operation,
             [row_offset + i + 1 for i in bad],
             [keys[i] or (_to_text(_get_path(records[i], key_source)) if key_source else None) for i in bad],
-            [reasons[i] for i in bad],
+            list(bad.values()),
             [records[i] for i in bad],
         )
         return MappingResult(mapped, rejects, children)
@@ -328,7 +329,7 @@ def _flatten(
     columns: dict[str, pa.Array] = {}
     for path in paths:
         if path == POSITION:
-            values = [str(p) for p in positions or []]
+            values: list[str | None] = [str(p) for p in positions or []]
         else:
             values = [_to_text(_get_path(r, path)) for r in records]
         columns[path] = pa.array(values, pa.string())

@@ -304,7 +304,8 @@ def _shared_warehouse_issues(cfg: Config, located: LocatedYaml) -> list[Template
     Fulfillment requests, shipments and invoices are keyed by PO, shipment and invoice number, not
     by account: two accounts sharing those tables would submit each other's orders.
     """
-    issues, owner = [], {}
+    issues: list[TemplateIssue] = []
+    owner: dict[tuple[str, str | None], str] = {}
     for index, account in enumerate(cfg.accounts):
         place = (account.warehouse_conn_id, cfg.warehouse_schema(account))
         first = owner.setdefault(place, account.id)
