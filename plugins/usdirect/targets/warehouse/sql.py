@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import re
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
+from tenacity import Retrying, retry_if_exception, stop_before_delay, wait_exponential
 
 from usdirect.domain.errors import PermanentError
 
@@ -43,6 +43,13 @@ def quote_ident(name: str) -> str:
             "(check 'warehouse.schema' and table names in the usdirect config)."
         )
     return f'"{name}"'
+
+
+def _is_lock_conflict(exc: BaseException) -> bool:
+    """Another process holds the DuckDB file's write lock (waiting helps; other I/O errors do not)."""
+    import duckdb
+
+    return isinstance(exc, duckdb.IOException) and "lock" in str(exc).lower()
 
 
 @dataclass
@@ -104,18 +111,13 @@ class Warehouse:
         """
         if self.dialect != "duckdb":
             return self._open_postgres()
-        import duckdb
-
-        deadline = time.monotonic() + DUCKDB_LOCK_WAIT_S
-        delay = 0.05
-        while True:
-            try:
-                return self._limited(self._hook.get_conn())
-            except duckdb.IOException as exc:
-                if "lock" not in str(exc).lower() or time.monotonic() + delay > deadline:
-                    raise
-                time.sleep(delay)
-                delay = min(delay * 2, 2.0)
+        wait_for_lock = Retrying(
+            retry=retry_if_exception(_is_lock_conflict),
+            wait=wait_exponential(multiplier=0.05, max=2.0),  # 0.05 s, 0.1 s, ... then every 2 s
+            stop=stop_before_delay(DUCKDB_LOCK_WAIT_S),
+            reraise=True,  # the lock error itself, when the wait is over
+        )
+        return wait_for_lock(lambda: self._limited(self._hook.get_conn()))
 
     def duckdb_memory_limit(self) -> str:
         from usdirect.engine.base import CAPS
