@@ -24,17 +24,17 @@ def check_feed_size(
     skus: int, last_good: int | None, max_shrink_share: float, allow_shrink: bool
 ) -> str | None:
     """Raise ``FeedShrinkError`` for an empty or shrunken feed; returns a note when overridden."""
-    if skus > 0 and (not last_good or skus >= last_good * (1 - max_shrink_share)):
-        return None
-    reference = f"the last good feed had {last_good:,}" if last_good else "there is no earlier good feed"
     if skus == 0:
+        reference = f"the last good feed had {last_good:,}" if last_good else "there is no earlier good feed"
         problem = f"The inventory feed is empty: 0 SKUs ({reference})."
-    else:
-        drop = 1 - skus / last_good  # type: ignore[operator]  # last_good is set when skus > 0 reaches here
+    elif last_good and skus < last_good * (1 - max_shrink_share):
+        drop = 1 - skus / last_good
         problem = (
             f"The inventory feed has {skus:,} SKUs, {drop:.1%} fewer than the {last_good:,} of the last good "
             f"feed (the limit is {max_shrink_share:.0%}, operations.get_inventory.max_shrink_share)."
         )
+    else:
+        return None
     if allow_shrink:
         return f"{problem} Accepted because allow_shrink is set: missing SKUs will be archived."
     raise FeedShrinkError(f"{problem} Nothing was loaded, archived or published. {OVERRIDE}")
