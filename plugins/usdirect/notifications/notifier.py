@@ -168,7 +168,7 @@ def _notifier(channel: AlertChannel, alert: Alert) -> BaseNotifier:
     raise TypeError(f"unknown alert channel {channel!r}")
 
 
-def send_alert(alert: Alert, channels: Iterable[AlertChannel], context: Mapping[str, Any]) -> int:
+def send_alert(alert: Alert, channels: Iterable[AlertChannel], context: Context) -> int:
     """Send through every channel; returns how many accepted it. One failing channel never stops the rest.
 
     ``notify`` is called directly (not ``__call__``) so that alert text is never rendered as Jinja.
@@ -177,7 +177,7 @@ def send_alert(alert: Alert, channels: Iterable[AlertChannel], context: Mapping[
     channels = list(channels)
     for channel in channels:
         try:
-            _notifier(channel, alert).notify(context)  # type: ignore[arg-type]
+            _notifier(channel, alert).notify(context)
             sent += 1
         except Exception as exc:
             log.error(
