@@ -18,6 +18,7 @@ import socket
 import struct
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from starlette.applications import Starlette
@@ -27,14 +28,36 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from sandbox.common import error_response
 from sandbox.ratelimit import Stats
 
-STATUS_KINDS = {"429": 429, "500": 500, "502": 502, "503": 503, "504": 504}
-KINDS = (*STATUS_KINDS, "reset", "slow", "truncate", "commit_drop")
 TRANSPORT_KEY = "sandbox.transport"
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
+
+
+class FaultKind(StrEnum):
+    """What a rule does to a matching request; tests and benchmarks import these, never retype them."""
+
+    HTTP_429 = "429"
+    HTTP_500 = "500"
+    HTTP_502 = "502"
+    HTTP_503 = "503"
+    HTTP_504 = "504"
+    RESET = "reset"
+    SLOW = "slow"
+    TRUNCATE = "truncate"
+    COMMIT_DROP = "commit_drop"
+
+    @property
+    def status(self) -> int | None:
+        """The error status this kind answers with; None for the connection and timing kinds."""
+        return int(self) if self.isdigit() else None
+
+    @property
+    def counter(self) -> str:
+        """Its outcome key in the servers' request stats (next to the status codes)."""
+        return f"fault:{self}"
 
 
 @dataclass
@@ -49,7 +72,7 @@ class FaultRule:
     """
 
     endpoint: str
-    kind: str
+    kind: FaultKind
     times: int | None = None
     skip: int = 0
     probability: float = 1.0
@@ -60,8 +83,9 @@ class FaultRule:
     fired: int = field(default=0, compare=False)
 
     def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise ValueError(f"unknown fault kind {self.kind!r}; use one of {', '.join(KINDS)}")
+        if self.kind not in set(FaultKind):
+            raise ValueError(f"unknown fault kind {self.kind!r}; use one of {', '.join(FaultKind)}")
+        self.kind = FaultKind(self.kind)
         parts = self.endpoint.split(" ")
         if len(parts) != 2 or not parts[1].startswith(("/", "*")):
             raise ValueError(
@@ -69,7 +93,7 @@ class FaultRule:
             )
         if not 0.0 <= self.probability <= 1.0 or not 0.0 <= self.fraction < 1.0:
             raise ValueError("probability must be in [0, 1] and fraction in [0, 1)")
-        if self.kind == "commit_drop":
+        if self.kind is FaultKind.COMMIT_DROP:
             self.after = True
 
     def matches(self, method: str, path: str) -> bool:
@@ -219,21 +243,21 @@ class SandboxMiddleware:
         finally:
             endpoint = self._endpoint(scope)
             if rule is not None:
-                self.stats.count(endpoint, f"fault:{rule.kind}")
+                self.stats.count(endpoint, rule.kind.counter)
             if status:
                 self.stats.count(endpoint, str(status[0]))
 
     async def _apply(self, rule: FaultRule, scope: Scope, receive: Receive, send: Send) -> None:
-        if rule.kind == "slow":
+        if rule.kind is FaultKind.SLOW:
             await asyncio.sleep(rule.delay)
             await self.app(scope, receive, send)
-        elif rule.kind == "truncate":
+        elif rule.kind is FaultKind.TRUNCATE:
             await self.app(scope, receive, _truncating(scope, send, rule.fraction))
         else:
             if rule.after:
                 await self.app(scope, receive, _discard)
-            if rule.kind in STATUS_KINDS:
-                code = STATUS_KINDS[rule.kind]
+            code = rule.kind.status
+            if code is not None:
                 retry = rule.retry_after if rule.retry_after is not None else (1 if code == 429 else None)
                 headers = {"Retry-After": str(retry)} if retry is not None else None
                 name = "rate_limited" if code == 429 else "server_error"

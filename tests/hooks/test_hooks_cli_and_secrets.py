@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from sandbox.faults import FaultKind
 from sandbox.runner import SandboxInfo
 from tests.support.hooks import FAST, order_payload, set_connections
 from usdirect.hooks.errors import UsDirectError
@@ -107,9 +108,9 @@ def test_no_secret_in_logs_or_errors(
     set_connections(monkeypatch, info, usdirect={"max_attempts": 3})
     info.set_faults(
         [
-            {"endpoint": "GET /feeds/*", "kind": "truncate", "times": 1},
-            {"endpoint": "HEAD /feeds/*", "kind": "503", "times": 1},
-            {"endpoint": "GET /v1/ping", "kind": "reset", "times": 1},
+            {"endpoint": "GET /feeds/*", "kind": FaultKind.TRUNCATE, "times": 1},
+            {"endpoint": "HEAD /feeds/*", "kind": FaultKind.HTTP_503, "times": 1},
+            {"endpoint": "GET /v1/ping", "kind": FaultKind.RESET, "times": 1},
         ]
     )
     ud, fx = UsDirectHook(), FlxpointHook()
@@ -118,7 +119,7 @@ def test_no_secret_in_logs_or_errors(
     attempt(ud.ping)
     attempt(lambda: ud.submit_order(order_payload("SEC-1", "100001", name=info.api_token)))
     attempt(lambda: next(fx.iter_variants()))
-    info.set_faults([{"endpoint": "* *", "kind": "503"}])
+    info.set_faults([{"endpoint": "* *", "kind": FaultKind.HTTP_503}])
     attempt(lambda: ud.download_feed(tmp_path / "feed2.csv"))
     attempt(ud.reseller_ping)
     info.clear_faults()

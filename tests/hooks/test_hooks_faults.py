@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from sandbox.faults import FaultKind
 from sandbox.runner import SandboxInfo, start_sandbox
 from tests.support.hooks import active_sku, order_payload, set_connections, shipment_body
 from usdirect.hooks.errors import (
@@ -28,7 +29,7 @@ from usdirect.hooks.errors import (
 from usdirect.hooks.flxpoint import FlxpointHook
 from usdirect.hooks.usdirect import UsDirectHook
 
-KINDS = ["429", "500", "502", "503", "504", "reset", "slow", "truncate", "commit_drop"]
+KINDS = list(FaultKind)
 FAST_LIMITS = {"rate_limit": 50}
 
 
@@ -108,12 +109,12 @@ ENDPOINTS = [
 ]
 
 
-def fired_on(info: SandboxInfo, kind: str) -> set[str]:
+def fired_on(info: SandboxInfo, kind: FaultKind) -> set[str]:
     return {
         endpoint
         for server in ("usdirect", "flxpoint")
         for endpoint, outcomes in info.stats(server)["requests"].items()
-        if outcomes.get(f"fault:{kind}")
+        if outcomes.get(kind.counter)
     }
 
 
@@ -125,7 +126,9 @@ def expected(faulty: SandboxInfo, tmp_path_factory: pytest.TempPathFactory) -> d
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_every_call_completes_under_faults(faulty, use_sandbox, expected, kind: str, tmp_path: Path) -> None:
+def test_every_call_completes_under_faults(
+    faulty, use_sandbox, expected, kind: FaultKind, tmp_path: Path
+) -> None:
     use_sandbox(faulty, usdirect=FAST_LIMITS, flxpoint=FAST_LIMITS)
     faulty.set_faults([{"endpoint": e, "kind": kind, "probability": 0.2} for e in ENDPOINTS])
     try:
@@ -140,7 +143,7 @@ def test_every_call_completes_under_faults(faulty, use_sandbox, expected, kind: 
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_feed_and_submission_meet_each_fault(faulty, use_sandbox, kind: str, tmp_path: Path) -> None:
+def test_feed_and_submission_meet_each_fault(faulty, use_sandbox, kind: FaultKind, tmp_path: Path) -> None:
     """The two calls where a mistake costs most, with the fault guaranteed to hit them."""
     use_sandbox(faulty, usdirect=FAST_LIMITS)
     ud = UsDirectHook()
@@ -167,16 +170,20 @@ def test_feed_and_submission_meet_each_fault(faulty, use_sandbox, kind: str, tmp
 
 @pytest.mark.parametrize(
     ("kind", "error"),
-    [("503", TransientExhaustedError), ("reset", TransientExhaustedError), ("429", RateLimitExhaustedError)],
+    [
+        (FaultKind.HTTP_503, TransientExhaustedError),
+        (FaultKind.RESET, TransientExhaustedError),
+        (FaultKind.HTTP_429, RateLimitExhaustedError),
+    ],
 )
-def test_budget_exhaustion_is_typed_and_bounded(faulty, use_sandbox, kind: str, error: type) -> None:
+def test_budget_exhaustion_is_typed_and_bounded(faulty, use_sandbox, kind: FaultKind, error: type) -> None:
     use_sandbox(faulty, usdirect={**FAST_LIMITS, "max_attempts": 4})
     faulty.set_faults([{"endpoint": "GET /v1/ping", "kind": kind, "retry_after": 0}])
-    before = faulty.stats()["requests"].get("GET /v1/ping", {}).get(f"fault:{kind}", 0)
+    before = faulty.stats()["requests"].get("GET /v1/ping", {}).get(kind.counter, 0)
     try:
         with pytest.raises(error, match=r"US Direct GET /v1/ping gave up after 4 attempt\(s\)") as exc:
             UsDirectHook().ping()
-        after = faulty.stats()["requests"]["GET /v1/ping"][f"fault:{kind}"]
+        after = faulty.stats()["requests"]["GET /v1/ping"][kind.counter]
     finally:
         faulty.clear_faults()
     assert after - before == 4
@@ -185,7 +192,7 @@ def test_budget_exhaustion_is_typed_and_bounded(faulty, use_sandbox, kind: str, 
 
 def test_total_time_cap_stops_retries(faulty, use_sandbox) -> None:
     use_sandbox(faulty, usdirect={**FAST_LIMITS, "max_attempts": 50, "max_retry_time": 1.5})
-    faulty.set_faults([{"endpoint": "GET /v1/ping", "kind": "429", "retry_after": 1}])
+    faulty.set_faults([{"endpoint": "GET /v1/ping", "kind": FaultKind.HTTP_429, "retry_after": 1}])
     try:
         with pytest.raises(RateLimitExhaustedError, match="HTTP 429"):
             UsDirectHook().ping()
@@ -195,7 +202,7 @@ def test_total_time_cap_stops_retries(faulty, use_sandbox) -> None:
 
 def test_submission_is_not_retried_after_5xx(faulty, use_sandbox) -> None:
     use_sandbox(faulty, usdirect=FAST_LIMITS)
-    faulty.set_faults([{"endpoint": "POST /v1/orders", "kind": "503", "after": True}])
+    faulty.set_faults([{"endpoint": "POST /v1/orders", "kind": FaultKind.HTTP_503, "after": True}])
     try:
         with pytest.raises(OutcomeUnknownError, match="HTTP 503"):
             UsDirectHook().submit_order(order_payload("ONCE-1", active_sku(faulty)))
@@ -206,7 +213,9 @@ def test_submission_is_not_retried_after_5xx(faulty, use_sandbox) -> None:
 
 def test_retry_after_is_honoured(faulty, use_sandbox) -> None:
     use_sandbox(faulty, usdirect=FAST_LIMITS)  # backoffs of a few ms: only Retry-After makes it wait
-    faulty.set_faults([{"endpoint": "GET /v1/ping", "kind": "429", "times": 1, "retry_after": 1}])
+    faulty.set_faults(
+        [{"endpoint": "GET /v1/ping", "kind": FaultKind.HTTP_429, "times": 1, "retry_after": 1}]
+    )
     started = time.monotonic()
     try:
         assert UsDirectHook().ping()["account_id"] == "A-1001"

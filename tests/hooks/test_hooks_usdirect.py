@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from sandbox.faults import FaultKind
 from tests.support.hooks import active_sku, order_payload
 from usdirect.hooks.errors import (
     AuthenticationError,
@@ -107,14 +108,16 @@ def test_order_lifecycle_duplicate_validation_and_lost_answer(sandbox_factory, u
     assert hook.get_order("HK-2") is None
 
     # The server commits, then drops the connection: the hook must not resubmit on its own.
-    info.set_faults([{"endpoint": "POST /v1/orders", "kind": "commit_drop", "times": 1}])
+    info.set_faults([{"endpoint": "POST /v1/orders", "kind": FaultKind.COMMIT_DROP, "times": 1}])
     with pytest.raises(OutcomeUnknownError, match="Look it up before submitting again"):
         hook.submit_order(order_payload("HK-3", sku))
     assert hook.get_order("HK-3")["po_number"] == "HK-3"
     assert info.creation_counts()["HK-3"] == {"submitted": 1, "created": 1}
 
     # A 429 is known not to be processed: retried, and the order is created exactly once.
-    info.set_faults([{"endpoint": "POST /v1/orders", "kind": "429", "times": 2, "retry_after": 0}])
+    info.set_faults(
+        [{"endpoint": "POST /v1/orders", "kind": FaultKind.HTTP_429, "times": 2, "retry_after": 0}]
+    )
     assert hook.submit_order(order_payload("HK-4", sku))["po_number"] == "HK-4"
     assert info.creation_counts()["HK-4"]["created"] == 1
     info.clear_faults()

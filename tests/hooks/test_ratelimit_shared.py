@@ -23,6 +23,7 @@ from benchmarks.bench_pacing import (
     settings_file,
     summarise,
 )
+from sandbox.faults import FaultKind
 from sandbox.runner import SandboxInfo
 from tests.support.connections import conn_env_var
 from tests.support.paths import REPO
@@ -90,13 +91,15 @@ def test_retry_after_seen_by_one_process_holds_back_every_process(
     shared_pacing: tuple[Path, str], sandbox_factory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The 21st call (after the four warm-up calls, about 3.5 s into the run) gets 429 Retry-After: 3.
-    sandbox = sandbox_factory(rate_limit=LIMIT, faults=["GET /v1/ping 429 times=1 skip=20 retry_after=3"])
+    sandbox = sandbox_factory(
+        rate_limit=LIMIT, faults=[f"GET /v1/ping {FaultKind.HTTP_429} times=1 skip=20 retry_after=3"]
+    )
     _use(sandbox, monkeypatch)
 
     figures = summarise(run_processes(4, 9.0), sandbox.stats())
 
     outcomes = sandbox.stats()["requests"]["GET /v1/ping"]
-    assert outcomes.get("fault:429") == 1, outcomes
+    assert outcomes.get(FaultKind.HTTP_429.counter) == 1, outcomes
     assert figures["http_429"] == 1, figures  # only the injected one: nobody ran into the hold
     # No process sent anything while the hold lasted (the others would go on every ~0.2 s).
     assert figures["max_gap_s"] >= 2.7, figures

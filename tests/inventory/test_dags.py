@@ -7,6 +7,7 @@ import datetime as dt
 import math
 from collections.abc import Callable
 
+from sandbox.faults import FaultKind
 from tests.support.inventory import (
     Env,
     assert_no_429,
@@ -28,11 +29,12 @@ from tests.support.inventory import (
 def test_full_feed_duckdb_and_platform(make_env: Callable[..., Env]) -> None:
     env = make_env("duckdb", ["warehouse", "platform"], catalog_size=300, dirty=True)
     # The first download is cut short: it is retried, never loaded as a short feed.
-    env.sandbox.set_faults([{"endpoint": "GET /feeds/*", "kind": "truncate", "times": 1}])
+    env.sandbox.set_faults([{"endpoint": "GET /feeds/*", "kind": FaultKind.TRUNCATE, "times": 1}])
     run = env.run("usdirect_get_inventory")
     assert run.state == "success", env.task_states(run)
     feed_calls = next(v for k, v in env.sandbox.stats()["requests"].items() if k.startswith("GET /feeds/"))
-    assert feed_calls.get("fault:truncate") == 1 and feed_calls.get("200") == 2  # cut short, then retried
+    # cut short, then retried
+    assert feed_calls.get(FaultKind.TRUNCATE.counter) == 1 and feed_calls.get("200") == 2
     assert_warehouse_matches(env)
     assert_platform_matches(env)
     assert_no_429(env)
@@ -143,7 +145,9 @@ def test_feed_not_recorded_until_every_target_took_it(make_env: Callable[..., En
     """A run whose publish failed leaves no validators behind: the next run gets the feed (no 304)."""
     env = make_env("duckdb", ["warehouse", "platform"], catalog_size=100)
     held = {v["sku"] for v in env.sandbox.platform("variants")}  # the platform's own, read by the reconcile
-    env.sandbox.set_faults([{"endpoint": "POST /inventory/parents", "kind": "500", "skip": 1, "times": 1000}])
+    env.sandbox.set_faults(
+        [{"endpoint": "POST /inventory/parents", "kind": FaultKind.HTTP_500, "skip": 1, "times": 1000}]
+    )
     run = env.run("usdirect_get_inventory")
     states = env.task_states(run)
     assert (

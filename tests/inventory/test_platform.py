@@ -11,6 +11,7 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
+from sandbox.faults import FaultKind
 from sandbox.runner import SandboxInfo
 from tests.support.connections import conn_env_var
 from tests.support.paths import REPO
@@ -76,7 +77,9 @@ def test_publish_resumes_after_a_failure_and_then_has_nothing_to_send(
     assert plan.calls == math.ceil(plan.created / 20)
 
     # The 4th create call fails for good (the run dies): three batches landed and are remembered.
-    sb.set_faults([{"endpoint": "POST /inventory/parents", "kind": "500", "skip": 3, "times": 1000}])
+    sb.set_faults(
+        [{"endpoint": "POST /inventory/parents", "kind": FaultKind.HTTP_500, "skip": 3, "times": 1000}]
+    )
     with pytest.raises(UsDirectError):
         _send(wh, plan, template, mapped)
     sb.clear_faults()

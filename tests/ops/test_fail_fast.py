@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import pytest
 import yaml
 
+from sandbox.faults import FaultKind
 from sandbox.runner import SandboxInfo
 from tests.support.connections import conn_env_var, warehouse_conn
 from tests.support.paths import REPO
@@ -226,7 +227,7 @@ def test_settings_broken_while_a_run_is_in_flight_fail_the_next_task_at_once_and
     usdirect = env.connections["usdirect_default"]
     # The first feed attempt answers 503; the hook waits ~2 s before its retry: the typo lands then.
     env.set_connection("usdirect_default", extra={**usdirect["extra"], "backoff_base": 2.0})
-    env.sandbox.set_faults([{"endpoint": "GET /feeds/*", "kind": "503", "times": 1}])
+    env.sandbox.set_faults([{"endpoint": "GET /feeds/*", "kind": FaultKind.HTTP_503, "times": 1}])
     settings = Path(os.environ["USDIRECT_CONFIG"])
     raw = yaml.safe_load(settings.read_text())
     raw["operations"]["send_orders"]["max_worker"] = 4
@@ -235,7 +236,7 @@ def test_settings_broken_while_a_run_is_in_flight_fail_the_next_task_at_once_and
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             feed = [v for k, v in env.sandbox.stats()["requests"].items() if k.startswith("GET /feeds/")]
-            if feed and feed[0].get("fault:503"):
+            if feed and feed[0].get(FaultKind.HTTP_503.counter):
                 settings.write_text(yaml.safe_dump(raw))
                 return
             time.sleep(0.05)
@@ -262,7 +263,7 @@ def test_settings_broken_while_a_run_is_in_flight_fail_the_next_task_at_once_and
 def test_transient_feed_failures_keep_their_task_retries(make_env: Callable[..., FailFastEnv]) -> None:
     env = make_env(["warehouse"])
     # Every HTTP attempt of the first try answers 503; the second try gets the feed.
-    env.sandbox.set_faults([{"endpoint": "GET /feeds/*", "kind": "503", "times": 3}])
+    env.sandbox.set_faults([{"endpoint": "GET /feeds/*", "kind": FaultKind.HTTP_503, "times": 3}])
 
     run = env.run()
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from sandbox.faults import FaultKind
 from sandbox.runner import SandboxInfo
 from tests.support.orders import FAST_CLIENT, FAST_SANDBOX, use_sandbox
 from usdirect.hooks.flxpoint import FlxpointHook
@@ -245,7 +246,8 @@ def test_orders_ship_invoice_and_reconcile_on_both_targets(
     assert counts["needs_attention"] == 5
 
 
-FAULT_KINDS = ("429", "500", "502", "503", "504", "reset", "truncate", "commit_drop", "slow")
+# Every kind, `slow` last.
+FAULT_KINDS = (*(k for k in FaultKind if k is not FaultKind.SLOW), FaultKind.SLOW)
 FLOW_ENDPOINTS = (
     "POST /v1/orders",
     "GET /v1/orders/*",
@@ -265,12 +267,12 @@ def _flow_faults(probability: float) -> list[str]:
     each = round(probability / len(FAULT_KINDS), 4)
     slow = " delay=3"
     once = [
-        f"{ep} {kind} times=1 skip={i}" + (slow if kind == "slow" else "")
+        f"{ep} {kind} times=1 skip={i}" + (slow if kind is FaultKind.SLOW else "")
         for ep in ("POST /v1/orders", "POST /shipments", "POST /source-invoices")
         for i, kind in enumerate(FAULT_KINDS)
     ]
     return once + [
-        f"{ep} {kind} probability={each}" + (slow if kind == "slow" else "")
+        f"{ep} {kind} probability={each}" + (slow if kind is FaultKind.SLOW else "")
         for ep in FLOW_ENDPOINTS
         for kind in FAULT_KINDS
     ]

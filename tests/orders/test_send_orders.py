@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from sandbox.faults import FaultKind
 from sandbox.runner import SandboxInfo
 from tests.support.orders import (
     FAST_CLIENT,
@@ -41,7 +42,8 @@ EXPECTED_PROBLEM = {
     "unknown_shipping_code": ("shipping_code", "DHLX"),
     "zero_quantity": ("quantity", "below 1|at least 1"),
 }
-ALL_FAULT_KINDS = ("429", "500", "502", "503", "504", "reset", "truncate", "commit_drop", "slow")
+# Every kind, `slow` last.
+ALL_FAULT_KINDS = (*(k for k in FaultKind if k is not FaultKind.SLOW), FaultKind.SLOW)
 
 
 def _seed(wh: Warehouse, sb: SandboxInfo) -> list[dict[str, Any]]:
@@ -194,7 +196,7 @@ def _fault_rules(probability: float) -> list[str]:
     every endpoint Send Orders touches fail, spread over every kind."""
     each = round(probability / len(ALL_FAULT_KINDS), 4)
     once = [
-        f"POST /v1/orders {kind} times=1 skip={2 * i}" + (" delay=3" if kind == "slow" else "")
+        f"POST /v1/orders {kind} times=1 skip={2 * i}" + (" delay=3" if kind is FaultKind.SLOW else "")
         for i, kind in enumerate(ALL_FAULT_KINDS)
     ]
     endpoints = (
@@ -204,7 +206,7 @@ def _fault_rules(probability: float) -> list[str]:
         "PATCH /fulfillment-requests/*",
     )
     return once + [
-        f"{ep} {kind} probability={each}" + (" delay=3" if kind == "slow" else "")
+        f"{ep} {kind} probability={each}" + (" delay=3" if kind is FaultKind.SLOW else "")
         for ep in endpoints
         for kind in ALL_FAULT_KINDS
     ]

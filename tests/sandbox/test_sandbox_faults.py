@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from sandbox.faults import FaultInjector, parse_rule, rule_from_dict
+from sandbox.faults import FaultInjector, FaultKind, parse_rule, rule_from_dict
 from sandbox.runner import SandboxInfo
 from tests.support.sandbox_api import api, assert_error, platform
 
@@ -16,7 +16,7 @@ def test_parse_rule() -> None:
     rule = parse_rule("POST /v1/orders 503 times=2 skip=1 retry_after=4 probability=0.5")
     assert (rule.endpoint, rule.kind, rule.times, rule.skip, rule.retry_after, rule.probability) == (
         "POST /v1/orders",
-        "503",
+        FaultKind.HTTP_503,
         2,
         1,
         4,
@@ -46,7 +46,7 @@ def test_parse_rule_rejects_bad_specs(spec: str) -> None:
 
 def _decisions(seed: int) -> list[bool]:
     injector = FaultInjector(
-        seed, [rule_from_dict({"endpoint": "GET /v1/*", "kind": "500", "probability": 0.5})]
+        seed, [rule_from_dict({"endpoint": "GET /v1/*", "kind": FaultKind.HTTP_500, "probability": 0.5})]
     )
     return [injector.decide("GET", "/v1/ping") is not None for _ in range(60)]
 
@@ -72,9 +72,10 @@ def _ping(client: httpx.Client, sb: SandboxInfo) -> httpx.Response:
     return client.get(f"{sb.usdirect_url}/v1/ping", headers=api(sb))
 
 
-@pytest.mark.parametrize("status", [429, 500, 502, 503, 504])
-def test_status_faults(sb: SandboxInfo, client: httpx.Client, status: int) -> None:
-    rule = {"endpoint": "GET /v1/ping", "kind": str(status), "times": 1}
+@pytest.mark.parametrize("kind", [k for k in FaultKind if k.status is not None])
+def test_status_faults(sb: SandboxInfo, client: httpx.Client, kind: FaultKind) -> None:
+    status = kind.status
+    rule = {"endpoint": "GET /v1/ping", "kind": kind, "times": 1}
     if status == 503:
         rule["retry_after"] = 3
     sb.set_faults([rule])
@@ -84,19 +85,19 @@ def test_status_faults(sb: SandboxInfo, client: httpx.Client, status: int) -> No
     assert response.headers.get("Retry-After") == expected_retry
     assert _ping(client, sb).status_code == 200
     counts = sb.stats()["requests"]["GET /v1/ping"]
-    assert counts == {f"fault:{status}": 1, str(status): 1, "200": 1}
+    assert counts == {kind.counter: 1, str(status): 1, "200": 1}
 
 
 def test_reset_is_a_transport_error(sb: SandboxInfo, client: httpx.Client) -> None:
-    sb.set_faults([{"endpoint": "GET /v1/ping", "kind": "reset", "times": 1}])
+    sb.set_faults([{"endpoint": "GET /v1/ping", "kind": FaultKind.RESET, "times": 1}])
     with pytest.raises(TRANSPORT_ERRORS):
         _ping(client, sb)
     assert _ping(client, sb).status_code == 200
-    assert sb.stats()["requests"]["GET /v1/ping"] == {"fault:reset": 1, "200": 1}
+    assert sb.stats()["requests"]["GET /v1/ping"] == {FaultKind.RESET.counter: 1, "200": 1}
 
 
 def test_slow_response(sb: SandboxInfo, client: httpx.Client) -> None:
-    sb.set_faults([{"endpoint": "GET /v1/ping", "kind": "slow", "delay": 1.0, "times": 2}])
+    sb.set_faults([{"endpoint": "GET /v1/ping", "kind": FaultKind.SLOW, "delay": 1.0, "times": 2}])
     with pytest.raises(httpx.ReadTimeout):
         client.get(f"{sb.usdirect_url}/v1/ping", headers=api(sb), timeout=0.3)
     assert client.get(f"{sb.usdirect_url}/v1/ping", headers=api(sb), timeout=5).status_code == 200
@@ -107,7 +108,9 @@ def test_truncated_feed(sb: SandboxInfo, client: httpx.Client, encoding: str) ->
     headers = {"Accept-Encoding": encoding}
     full = client.head(sb.feed_url, headers=headers)
     length = int(full.headers["content-length"])
-    sb.set_faults([{"endpoint": "GET /feeds/inventory.csv", "kind": "truncate", "times": 1, "fraction": 0.4}])
+    sb.set_faults(
+        [{"endpoint": "GET /feeds/inventory.csv", "kind": FaultKind.TRUNCATE, "times": 1, "fraction": 0.4}]
+    )
     received = bytearray()
     with (
         pytest.raises(httpx.RemoteProtocolError),
@@ -129,7 +132,7 @@ def _raw(sb: SandboxInfo, headers: dict[str, str]) -> bytes:
 
 
 def test_truncated_json_body(sb: SandboxInfo, client: httpx.Client) -> None:
-    sb.set_faults([{"endpoint": "GET /v1/inventory", "kind": "truncate", "times": 1}])
+    sb.set_faults([{"endpoint": "GET /v1/inventory", "kind": FaultKind.TRUNCATE, "times": 1}])
     params = {"updated_since": "2000-01-01T00:00:00Z", "limit": 50}
     with pytest.raises(httpx.RemoteProtocolError):
         client.get(f"{sb.usdirect_url}/v1/inventory", params=params, headers=api(sb))
@@ -162,7 +165,7 @@ def _order(sb: SandboxInfo, po: str) -> dict:
 
 
 def test_commit_then_drop(sb: SandboxInfo, client: httpx.Client) -> None:
-    sb.set_faults([{"endpoint": "POST /v1/orders", "kind": "commit_drop", "times": 1}])
+    sb.set_faults([{"endpoint": "POST /v1/orders", "kind": FaultKind.COMMIT_DROP, "times": 1}])
     body = _order(sb, "CD-1")
     with pytest.raises(TRANSPORT_ERRORS):
         client.post(f"{sb.usdirect_url}/v1/orders", json=body, headers=api(sb))
@@ -170,15 +173,15 @@ def test_commit_then_drop(sb: SandboxInfo, client: httpx.Client) -> None:
     order = client.get(f"{sb.usdirect_url}/v1/orders/CD-1", headers=api(sb)).json()
     retry = client.post(f"{sb.usdirect_url}/v1/orders", json=body, headers=api(sb))
     assert assert_error(retry, 409, "duplicate_po")["details"][0]["order_id"] == order["order_id"]
-    assert sb.stats()["requests"]["POST /v1/orders"] == {"fault:commit_drop": 1, "409": 1}
+    assert sb.stats()["requests"]["POST /v1/orders"] == {FaultKind.COMMIT_DROP.counter: 1, "409": 1}
 
 
 def test_status_after_commit(sb: SandboxInfo, client: httpx.Client) -> None:
-    sb.set_faults([{"endpoint": "POST /v1/orders", "kind": "502", "after": True, "times": 1}])
+    sb.set_faults([{"endpoint": "POST /v1/orders", "kind": FaultKind.HTTP_502, "after": True, "times": 1}])
     before = client.post(f"{sb.usdirect_url}/v1/orders", json=_order(sb, "AC-1"), headers=api(sb))
     assert_error(before, 502, "server_error")
     assert sb.creation_counts()["AC-1"]["created"] == 1
-    sb.set_faults([{"endpoint": "POST /v1/orders", "kind": "502", "times": 1}])
+    sb.set_faults([{"endpoint": "POST /v1/orders", "kind": FaultKind.HTTP_502, "times": 1}])
     not_processed = client.post(f"{sb.usdirect_url}/v1/orders", json=_order(sb, "AC-2"), headers=api(sb))
     assert_error(not_processed, 502, "server_error")
     assert "AC-2" not in sb.creation_counts()
@@ -186,9 +189,9 @@ def test_status_after_commit(sb: SandboxInfo, client: httpx.Client) -> None:
 
 def test_platform_faults_and_admin_listing(sb: SandboxInfo, client: httpx.Client) -> None:
     rules = [
-        {"endpoint": "GET /fulfillment-requests", "kind": "503", "times": 1},
-        {"endpoint": "PUT /inventory/*", "kind": "reset", "times": 1},
-        {"endpoint": "GET /v1/ping", "kind": "500", "times": 1},
+        {"endpoint": "GET /fulfillment-requests", "kind": FaultKind.HTTP_503, "times": 1},
+        {"endpoint": "PUT /inventory/*", "kind": FaultKind.RESET, "times": 1},
+        {"endpoint": "GET /v1/ping", "kind": FaultKind.HTTP_500, "times": 1},
     ]
     sb.set_faults(rules)
     listed = client.get(f"{sb.flxpoint_admin}/faults").json()["rules"]
@@ -213,7 +216,7 @@ def test_platform_faults_and_admin_listing(sb: SandboxInfo, client: httpx.Client
 def test_admin_rejects_bad_rules(sb: SandboxInfo, client: httpx.Client) -> None:
     for rule in (
         {"endpoint": "GET /v1/ping", "kind": "boom"},
-        {"endpoint": "GET /v1/ping", "kind": "500", "x": 1},
+        {"endpoint": "GET /v1/ping", "kind": FaultKind.HTTP_500, "x": 1},
     ):
         response = client.post(f"{sb.usdirect_admin}/faults", json={"rules": [rule]})
         assert_error(response, 422, "validation_failed")
