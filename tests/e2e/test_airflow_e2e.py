@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from scripts.local_airflow import import_connections
-from tests.e2e.conftest import HARNESS_DAG, TERMINAL, AirflowStack
+from tests.support.airflow_stack import HARNESS_DAG, TERMINAL, AirflowStack
 from tests.support.connections import conn_env_var
 from tests.support.paths import REPO
 from usdirect.targets.warehouse.orders import import_fulfillment_requests

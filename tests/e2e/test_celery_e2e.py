@@ -19,7 +19,6 @@ from typing import Any
 import pytest
 
 from tests.e2e import test_airflow_e2e as local_e2e
-from tests.e2e.conftest import AirflowStack, running_airflow
 from tests.e2e.test_airflow_e2e import (
     OPERATION_DAGS,
     assert_operation_succeeded,
@@ -28,6 +27,7 @@ from tests.e2e.test_airflow_e2e import (
     settle,
 )
 from tests.inventory import test_s3_staging as s3_staging
+from tests.support.airflow_stack import AirflowStack, running_airflow
 from tests.support.paths import REPO
 from tests.support.postgres import temporary_database
 from usdirect.operators.base import _UNSAFE  # how a run id becomes its staging folder

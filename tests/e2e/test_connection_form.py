@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import ARTIFACTS, AirflowStack
+from tests.support.airflow_stack import ARTIFACTS, AirflowStack
 
 pytestmark = pytest.mark.e2e
 

@@ -15,8 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import ARTIFACTS, AirflowStack
 from tests.e2e.test_airflow_e2e import require_dag_file, settle
+from tests.support.airflow_stack import ARTIFACTS, AirflowStack
 
 pytestmark = pytest.mark.e2e
 
