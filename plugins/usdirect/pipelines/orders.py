@@ -413,8 +413,6 @@ def send_orders(
     are copied into it first; platform-only accounts pass their warehouse connection as ledger);
     without it every PO is looked up before its first send and concurrent runs are not excluded.
     """
-    if wh is None and platform is None:
-        raise ValueError("Send Orders needs a warehouse or a platform target")
     requests, settled = _collect(options, wh, platform)
     ready, invalid = build_payloads(template, requests)
     if options.dry_run:
@@ -445,6 +443,8 @@ def _collect(
     from usdirect.targets.warehouse import orders as ow
 
     if platform is None:
+        if wh is None:
+            raise ValueError("Send Orders needs a warehouse or a platform target")
         with wh.connect() as conn:
             entries = ow.open_fulfillment_requests(wh, conn, options.po_numbers or None, options.max_orders)
         return [
