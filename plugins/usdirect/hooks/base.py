@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Self
 
 from airflow.sdk import BaseHook
 
@@ -144,7 +144,7 @@ class ApiHook(BaseHook):
         if client is not None:
             client.close()
 
-    def __enter__(self) -> ApiHook:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
