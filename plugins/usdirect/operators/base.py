@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from usdirect.domain.errors import PermanentError
-from usdirect.settings.config import Account, Config, ConfigError, load_config
+from usdirect.settings.config import Account, Config, ConfigError, load_config, operation_config
 
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
@@ -26,6 +26,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 BACKFILL = "backfill"  # DagRunType.BACKFILL_JOB: the one run type that keeps its exact data interval
+
+RunSource = str | Mapping[str, Any]
+"""Where a run's settings come from: an account id of the settings file, or the keyword arguments
+of ``usdirect.settings.config.operation_config`` (an operator used without the settings file)."""
 
 
 def find_account(cfg: Config, account_id: str) -> Account:
@@ -52,6 +56,7 @@ class OperationRun:
     params: dict[str, Any] = field(default_factory=dict)
     run_type: str = ""  # the DAG run's type: scheduled, manual, backfill, asset_triggered ...
     gap: dt.timedelta | None = None  # unread time before this run's window, set by incremental_window
+    exact_window: bool = False  # the window was given (an operator's window_start/_end): owned as is
     _warehouse: Warehouse | None = None
 
     @property
@@ -94,7 +99,8 @@ class OperationRun:
     def incremental_window(self, lookback: dt.timedelta) -> tuple[dt.datetime, dt.datetime]:
         """The window an incremental operation covers, recorded on the run's audit row.
 
-        A backfill run owns exactly its data interval. Every other run (scheduled, manual — also
+        A backfill run owns exactly its data interval, as does a run given its window explicitly
+        (``exact_window``). Every other run (scheduled, manual — also
         ``airflow dags test`` — or asset-triggered) starts where the DAG's targets last took a
         window (``usdirect_watermarks``) when that is earlier than its data interval, so a pause or
         an outage is read in full; without a data interval it ends at the current time, and without
@@ -102,7 +108,7 @@ class OperationRun:
         """
         start, end = self.window
         has_interval = start is not None and end is not None and start < end
-        if has_interval and self.run_type == BACKFILL:
+        if has_interval and (self.run_type == BACKFILL or self.exact_window):
             assert start is not None and end is not None
             self.record.window_start, self.record.window_end = start, end
             return start, end
@@ -234,9 +240,27 @@ def _explained(exc: Exception) -> Exception | None:
     return explained
 
 
+def _settings(operation: str, source: RunSource) -> tuple[Config, Account]:
+    if isinstance(source, str):
+        cfg = load_config()
+        return cfg, find_account(cfg, source)
+    cfg = operation_config(operation=operation, **source)
+    return cfg, cfg.accounts[0]
+
+
 @contextmanager
-def operation_run(operation: str, account_id: str) -> Iterator[OperationRun]:
-    """Open the run frame for the current Airflow task; records outcome and logs a summary."""
+def operation_run(
+    operation: str,
+    source: RunSource,
+    *,
+    params: Mapping[str, Any] | None = None,
+    window: tuple[dt.datetime, dt.datetime] | None = None,
+) -> Iterator[OperationRun]:
+    """Open the run frame for the current Airflow task; records outcome and logs a summary.
+
+    ``params`` override the DAG run's Params of the same name; ``window`` replaces the run's data
+    interval and is covered exactly (no watermark catch-up).
+    """
     from airflow.sdk import get_current_context
     from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException, AirflowSkipException
 
@@ -244,14 +268,13 @@ def operation_run(operation: str, account_id: str) -> Iterator[OperationRun]:
 
     ctx = get_current_context()
     try:
-        cfg = load_config()
-        account = find_account(cfg, account_id)
+        cfg, account = _settings(operation, source)
     except PermanentError as exc:  # the settings were broken after the DAG file was parsed
         raise AirflowFailException(str(exc)) from exc
     _apply_memory_caps(cfg)
     ti = ctx["ti"]
     run_id = ctx["run_id"]
-    window = (ctx.get("data_interval_start"), ctx.get("data_interval_end"))
+    interval = window or (ctx.get("data_interval_start"), ctx.get("data_interval_end"))
     record = RunRecord(
         run_id=run_id,
         dag_id=ti.dag_id,
@@ -259,8 +282,8 @@ def operation_run(operation: str, account_id: str) -> Iterator[OperationRun]:
         operation=operation,
         account=account.id,
         try_number=int(getattr(ti, "try_number", 1) or 1),
-        window_start=window[0],
-        window_end=window[1],
+        window_start=interval[0],
+        window_end=interval[1],
     )
     run = OperationRun(
         operation=operation,
@@ -269,9 +292,10 @@ def operation_run(operation: str, account_id: str) -> Iterator[OperationRun]:
         record=record,
         run_id=run_id,
         dag_id=ti.dag_id,
-        window=window,
-        params=dict(ctx.get("params") or {}),
+        window=interval,
+        params={**(ctx.get("params") or {}), **(params or {})},
         run_type=_run_type(ctx),
+        exact_window=window is not None,
     )
     outcome, message = "success", None
     try:

@@ -6,16 +6,33 @@ warehouse loads first, because it remembers what the platform already has.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from usdirect.operators.base import operation_run
+from usdirect.operators.base import OperationRun
+from usdirect.operators.usdirect_operator import UsDirectBaseOperator
 from usdirect.settings.config import Account, Config
 
 
+class UsDirectStagedTargetOperator(UsDirectBaseOperator):
+    """Delivers what a fetch operator of the same DAG run staged to one target.
+
+    Give it the same settings arguments as the fetch operator (or both ``from_settings``): the
+    staged files are found by DAG and run id under ``staging_url``.
+
+    :param fetched: The fetch operator's output (its XCom, e.g. ``fetch.output``): a windowed
+        operation's window travels in it, and passing it orders the two tasks. (templated)
+    """
+
+    template_fields: Sequence[str] = (*UsDirectBaseOperator.template_fields, "fetched")
+
+    def __init__(self, *, fetched: Any = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.fetched = fetched
+
+
 def deliver_staged_to_platform(
-    operation: str,
-    account_id: str,
+    run: OperationRun,
     stage: str,
     noun: str,
     deliver: Callable[[Any, Any, Any], dict],
@@ -30,32 +47,37 @@ def deliver_staged_to_platform(
     from usdirect.hooks.flxpoint import FlxpointHook
     from usdirect.pipelines.shipments import Batch
 
-    with operation_run(operation, account_id) as run:
-        batch = Batch.read(run.staging(stage))
-        with FlxpointHook(run.account.flxpoint_conn_id) as platform:
-            result = deliver(platform, batch, run.warehouse())
-        errors = result.pop("errors")
-        run.record.counts.update(result | {"errors": len(errors)})
-        run.record.rows_in = batch.parents.num_rows
-        run.record.rows_changed = result.get("created", 0) + result.get("status_updated", 0)
-        run.record.rows_rejected = len(errors)
-        if errors:
-            raise RuntimeError(
-                f"{len(errors)} {noun}(s) not delivered to the platform: " + "; ".join(errors[:10])
-            )
-        if window is not None:
-            run.record_window("platform", window)
-        return result
+    batch = Batch.read(run.staging(stage))
+    with FlxpointHook(run.account.flxpoint_conn_id) as platform:
+        result = deliver(platform, batch, run.warehouse())
+    errors = result.pop("errors")
+    run.record.counts.update(result | {"errors": len(errors)})
+    run.record.rows_in = batch.parents.num_rows
+    run.record.rows_changed = result.get("created", 0) + result.get("status_updated", 0)
+    run.record.rows_rejected = len(errors)
+    if errors:
+        raise RuntimeError(
+            f"{len(errors)} {noun}(s) not delivered to the platform: " + "; ".join(errors[:10])
+        )
+    if window is not None:
+        run.record_window("platform", window)
+    return result
 
 
 def wire_targets(
-    cfg: Config, account: Account, fetch: Any, load_warehouse: Any, deliver_platform: Any
+    cfg: Config,
+    account: Account,
+    fetch: UsDirectBaseOperator,
+    to_warehouse: type[UsDirectStagedTargetOperator],
+    to_platform: type[UsDirectStagedTargetOperator],
+    stage: str,
 ) -> None:
-    """fetch → warehouse load and/or platform delivery, warehouse first when both are targets."""
-    fetched = fetch(account.id)
+    """fetch → ``load_<stage>_warehouse`` and/or ``deliver_<stage>_platform`` (warehouse first when
+    both are targets), each one account of the settings file."""
     targets = cfg.targets(account)
-    loaded = load_warehouse(account.id, fetched) if "warehouse" in targets else None
+    common: dict[str, Any] = {"account_id": account.id, "from_settings": True, "fetched": fetch.output}
+    loaded = to_warehouse(task_id=f"load_{stage}_warehouse", **common) if "warehouse" in targets else None
     if "platform" in targets:
-        delivered = deliver_platform(account.id, fetched)
+        delivered = to_platform(task_id=f"deliver_{stage}_platform", **common)
         if loaded is not None:
             loaded >> delivered

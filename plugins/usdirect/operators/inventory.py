@@ -1,13 +1,15 @@
 """Get Inventory tasks: the full feed (``define_get_inventory``) and the changes API
 (``define_get_inventory_changes``).
 
-Full feed: fetch_feed → map_feed (template, duplicates, guard, then slices above partition_rows)
-→ load_inventory_warehouse → publish_inventory_platform (both mapped over the slices, one task
-instance for a smaller feed; see ``inventory_partitions``) → record_feed_state. Files move
-through the run's staging location; XCom carries counts and the feed's HTTP validators only. The
-validators are recorded by the last task, after every target took the feed, so a 304 never hides
-a feed that a failed run left undelivered. The warehouse connection also keeps the feed state and
-the publish ledger, even for an account that publishes to the platform only.
+Full feed: fetch_feed (``UsDirectGetInventoryOperator``, the step that calls US Direct) → map_feed
+(template, duplicates, guard, then slices above partition_rows) → load_inventory_warehouse →
+publish_inventory_platform (both mapped over the slices, one task instance for a smaller feed;
+see ``inventory_partitions``) → record_feed_state. Files move through the run's staging
+location; XCom carries counts and the feed's HTTP validators only. The validators are recorded
+by the last task, after every target took the feed, so a 304 never hides a feed that a failed
+run left undelivered. The warehouse connection also keeps the feed state and the publish ledger,
+even for an account that publishes to the platform only. The TaskFlow tasks here read the
+account from the settings file.
 """
 
 from __future__ import annotations
@@ -22,6 +24,12 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import task
 
 from usdirect.operators.base import OperationRun, operation_run
+from usdirect.operators.inventory_fetch import (
+    CHANGES,
+    FULL,
+    UsDirectGetInventoryChangesOperator,
+    UsDirectGetInventoryOperator,
+)
 from usdirect.settings.config import Account, Config
 
 if TYPE_CHECKING:
@@ -30,10 +38,6 @@ if TYPE_CHECKING:
     from usdirect.engine.reuse import MappedFeed
     from usdirect.engine.transform import TransformResult
     from usdirect.mapping import Template
-
-FULL = "get_inventory"
-CHANGES = "get_inventory_changes"
-_LOOKBACK = dt.timedelta(days=1)  # a first run of the changes DAG without a data interval
 
 
 def _template(run: OperationRun) -> Template:
@@ -121,18 +125,6 @@ def _absence(run: OperationRun, mapped: dict[str, Any]) -> Absence:
     return Absence(seq, s.archive_after_missing_feeds, s.archive_after_missing_hours)
 
 
-def _reconcile_reason(run: OperationRun) -> str | None:
-    """Why this full-feed run reconciles the platform (None: it publishes from the ledger only)."""
-    from usdirect.targets.platform.reconcile import reconcile_due
-
-    if "platform" not in run.cfg.targets(run.account):
-        return None
-    if run.params.get("reconcile"):
-        return "the Param reconcile is set"
-    now = dt.datetime.now(dt.UTC)
-    return reconcile_due(run.state_warehouse(), run.account.id, run.settings.reconcile_every_days, now)
-
-
 def _partitions(run: OperationRun, out: dict[str, Any]) -> list[dict[str, Any]]:
     """The feed as the list the load and publish tasks are mapped over: one entry for the whole
     feed, or (above ``partition_rows`` SKUs) one per slice, whose file is written here."""
@@ -176,41 +168,6 @@ def _transformed(run: OperationRun, result: TransformResult) -> None:
 
 
 # --------------------------------------------------------------------------------------------- full feed
-
-
-@task(task_id="fetch_feed")
-def fetch_feed(account_id: str) -> dict[str, Any]:
-    """Download the feed into staging; a 304 (unchanged since the last delivered feed) skips the run.
-
-    A run that reconciles the platform downloads unconditionally: the platform may differ from
-    the ledger even when the feed has not changed."""
-    from airflow.sdk.exceptions import AirflowSkipException
-
-    from usdirect.engine import staging
-    from usdirect.hooks.feed import FeedValidators
-    from usdirect.hooks.usdirect import UsDirectHook
-    from usdirect.targets.warehouse.inventory import get_feed_state
-
-    with operation_run(FULL, account_id) as run:
-        state = get_feed_state(run.state_warehouse(), account_id)
-        reconcile = _reconcile_reason(run)
-        validators = FeedValidators(state.etag, state.last_modified) if state and not reconcile else None
-        if reconcile:
-            run.record.counts["reconcile"] = reconcile
-        with staging.writing(run.staging("inventory", "feed.csv")) as path:
-            download = UsDirectHook(run.account.usdirect_conn_id).download_feed(path, validators)
-        if download.not_modified:
-            run.record.counts["not_modified"] = True
-            raise AirflowSkipException(
-                "The feed is unchanged since the last delivered feed (HTTP 304): nothing to load or publish."
-            )
-        run.record.counts["bytes"] = download.bytes
-        return {
-            "bytes": download.bytes,
-            "etag": download.validators.etag,
-            "last_modified": download.validators.last_modified,
-            "reconcile": reconcile,
-        }
 
 
 @task(task_id="map_feed")
@@ -403,37 +360,15 @@ def _deliver(cfg: Config, account: Account, mapped: Any, stage: str) -> list[Any
 
 
 def define_get_inventory(cfg: Config, account: Account) -> None:
-    mapped = map_feed(account.id, fetch_feed(account.id))
+    """The shipped DAG: fetch_feed (the public operator) → map_feed → load/publish per partition →
+    record_feed_state (TaskFlow tasks of this account of the settings file)."""
+    fetch = UsDirectGetInventoryOperator(task_id="fetch_feed", account_id=account.id, from_settings=True)
+    mapped = map_feed(account.id, fetch.output)
     delivered = _deliver(cfg, account, mapped, "inventory")
     record_feed_state(account.id, mapped, delivered)
 
 
 # --------------------------------------------------------------------------------------------- changes
-
-
-@task(task_id="fetch_changes")
-def fetch_changes(account_id: str) -> dict[str, Any]:
-    """Page /v1/inventory from the window start (minus the overlap) into staging; after a pause the
-    window starts where the targets last stopped (``OperationRun.incremental_window``)."""
-    from usdirect.engine import staging
-    from usdirect.engine.transform import write_pages
-    from usdirect.hooks.usdirect import UsDirectHook
-
-    with operation_run(CHANGES, account_id) as run:
-        start, end = run.incremental_window(_LOOKBACK)
-        since = start - dt.timedelta(minutes=run.settings.overlap_minutes)
-        hook = UsDirectHook(run.account.usdirect_conn_id)
-        with staging.writing(run.staging("changes", "changes.jsonl")) as path:
-            items = write_pages(hook.iter_inventory_changes(since), path)
-        run.record.counts.update(items=items, since=since.isoformat())
-        run.record.rows_in = items
-        run.alert_if_long_gap()
-        return {
-            "items": items,
-            "until": end.isoformat(),
-            "window_start": start.isoformat(),
-            "window_end": end.isoformat(),
-        }
 
 
 @task(task_id="map_changes")
@@ -456,5 +391,9 @@ def map_changes(account_id: str, fetched: dict[str, Any]) -> dict[str, Any]:
 
 
 def define_get_inventory_changes(cfg: Config, account: Account) -> None:
-    mapped = map_changes(account.id, fetch_changes(account.id))
+    """The shipped DAG: fetch_changes (the public operator) → map_changes → load and/or publish."""
+    fetch = UsDirectGetInventoryChangesOperator(
+        task_id="fetch_changes", account_id=account.id, from_settings=True
+    )
+    mapped = map_changes(account.id, fetch.output)
     _deliver(cfg, account, mapped, "changes")

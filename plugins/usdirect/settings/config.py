@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from usdirect.domain.errors import PermanentError
 from usdirect.domain.operations import OPERATIONS, SPECS, WINDOWED
@@ -31,6 +31,9 @@ class ConfigError(PermanentError, ValueError):
     def of(cls, issues: list[TemplateIssue]) -> ConfigError:
         """One error listing every problem, each as ``file:line: problem. Fix: …``."""
         return cls("\n".join(str(issue) for issue in issues))
+
+
+ONE_OPERATION = "one_operation"  # validation context: operator arguments, not a settings file
 
 
 class _Strict(BaseModel):
@@ -182,7 +185,7 @@ class Config(_Strict):
 
     @field_validator("operations")
     @classmethod
-    def _known_operations(cls, v: dict[str, Operation]) -> dict[str, Operation]:
+    def _known_operations(cls, v: dict[str, Operation], info: ValidationInfo) -> dict[str, Operation]:
         unknown = sorted(set(v) - set(OPERATIONS))
         if unknown:
             raise SettingValueError(
@@ -192,7 +195,7 @@ class Config(_Strict):
                 ("operations", unknown[0]),
             )
         missing = sorted(set(OPERATIONS) - set(v))
-        if missing:
+        if missing and not (info.context or {}).get(ONE_OPERATION):
             raise SettingValueError(
                 f"missing operation(s) {missing}: every operation needs a schedule and template",
                 f"add `{missing[0]}:` under operations with its schedule and template "
@@ -334,3 +337,26 @@ def load_config(path: str | Path | None = None) -> Config:
     p = p.resolve()
     stat = p.stat()  # an edit changes mtime or size; an editor's atomic save also the inode
     return _load(p, (stat.st_mtime_ns, stat.st_size, stat.st_ino))
+
+
+def operation_config(
+    path: Path,
+    operation: str,
+    account: dict[str, object],
+    settings: dict[str, object],
+    **sections: dict[str, object],
+) -> Config:
+    """The settings of one operation of one account, from an operator's arguments instead of a file.
+
+    Same model, same defaults and checks as the settings file; ``path`` stands in for the file's
+    location (relative template and staging paths resolve against its folder). ``sections`` are
+    top-level sections (``staging``, ``memory``, ``warehouse``, ``alerts``, ...).
+    """
+    data = {"path": path, "accounts": [account], "operations": {operation: settings}, **sections}
+    try:
+        return Config.model_validate(data, context={ONE_OPERATION: True})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_url=False)
+        )
+        raise ConfigError(f"invalid {operation} operator arguments: {problems}") from None
