@@ -1,11 +1,21 @@
-# Every target creates .venv and installs the locked set first (quick when nothing changed).
-# Nothing is written outside this folder: the venv, AIRFLOW_HOME (.airflow/) and the demo
-# warehouse all live here and are git-ignored.
+# Every target creates .venv and installs what it needs from the lock first (quick when nothing
+# changed): `make demo` the run-time set, `make test` and `make lint` the tools as well.
+# Nothing is written outside this folder but uv's download cache: the venv, AIRFLOW_HOME
+# (.airflow/) and the demo warehouse all live here and are git-ignored.
 SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+# uv installs the locked set in seconds where pip takes minutes. Pinned; pip fetches it from the
+# package index into .venv/uv, so a machine needs nothing but Python 3.11 (and pip or ensurepip).
+UV_VERSION := 0.13.9
+UV_HOME := $(VENV)/uv
+UV := $(UV_HOME)/bin/uv
+# index-args: the index pip is configured with, for uv (scripts/uv_index_args.py).
+UV_PIP = $(UV) pip install --quiet --python $(BIN)/python $$(cat $(UV_HOME)/index-args) \
+	-c constraints.txt --build-constraints constraints.txt
+RUNTIME_STAMP := $(VENV)/.installed-runtime
+DEV_STAMP := $(VENV)/.installed-dev
 
 export AIRFLOW_HOME := $(CURDIR)/.airflow
 export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
@@ -18,17 +28,32 @@ comma := ,
 
 .PHONY: install demo test lint bench airflow airflow-reset lock clean browser-deps
 
-install: $(STAMP)
+install: $(DEV_STAMP)
 
-$(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
+# The venv without pip (uv installs into it), then uv: with the system Python's pip when it has
+# one, else with the venv's own from ensurepip (slower).
+$(UV):
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11 or run make PYTHON=/path/to/python3.11"; exit 1; }
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check \
-		-c constraints.txt -r requirements.txt -r requirements-dev.txt
-	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
-	touch $(STAMP)
+	test -x $(BIN)/python || $(PYTHON) -m venv --without-pip $(VENV)
+	if $(PYTHON) -m pip --version >/dev/null 2>&1; then py=$(PYTHON); \
+	else $(BIN)/python -m ensurepip --default-pip >/dev/null && py=$(BIN)/python; fi; \
+	$$py -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
+		--upgrade --target $(UV_HOME) uv==$(UV_VERSION) \
+	&& $$py scripts/uv_index_args.py > $(UV_HOME)/index-args
 
-demo: install
+# Run-time set and the package (editable; its build backend pinned by the lock too).
+$(RUNTIME_STAMP): requirements.txt constraints.txt pyproject.toml plugins/usdirect/get_provider_info.py | $(UV)
+	$(UV_PIP) -r requirements.txt -e .
+	touch $@
+
+# Plus the tools. Everything is compiled to bytecode, as pip does, so that the first Airflow
+# start in the end-to-end tests does not compile its modules in four processes at once.
+$(DEV_STAMP): $(RUNTIME_STAMP) requirements-dev.txt
+	$(UV_PIP) -r requirements.txt -r requirements-dev.txt
+	$(BIN)/python -m compileall -qq -j 0 $(VENV)/lib || true
+	touch $@
+
+demo: $(RUNTIME_STAMP)
 	$(BIN)/python scripts/demo.py
 
 lint: install
@@ -52,7 +77,7 @@ browser-deps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; }
 
 bench: install
-	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -r requirements-bench.txt
+	$(UV_PIP) -r requirements-bench.txt
 	$(BIN)/python -m benchmarks $(if $(SIZES),--sizes $(subst $(comma), ,$(SIZES)))
 
 airflow: install
