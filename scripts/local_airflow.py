@@ -33,7 +33,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [p for p in (str(REPO), str(REPO / "plugins")) if p not in sys.path]
 
-from scripts import local_metadata  # noqa: E402  (after the path set-up above)
+from scripts import local_bytecode, local_metadata  # noqa: E402  (after the path set-up above)
 from scripts.local_state import InconsistentStateError, LocalState  # noqa: E402
 from usdirect.settings.config import Config, load_config  # noqa: E402
 
@@ -248,6 +248,9 @@ def main(argv: list[str] | None = None) -> int:
     env = airflow_env(home, port, {"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata.url})
     os.environ.update({"USDIRECT_CONFIG": env["USDIRECT_CONFIG"]})
     cfg = load_config()
+    if site := local_bytecode.uncompiled_site():
+        print(f"Compiling {site} to bytecode, once (installed without) ...", flush=True)
+        local_bytecode.compile_site(site)
 
     print(f"Starting the sandbox servers and preparing {home} ...", flush=True)
     signal.signal(signal.SIGTERM, _interrupt)  # a stop by `kill` also lets the sandbox save

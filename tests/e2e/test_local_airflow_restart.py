@@ -23,15 +23,12 @@ import psycopg
 import pytest
 
 from scripts.local_state import LocalState
-from tests.conftest import PG_ADMIN_DSN, REPO
-from tests.e2e.conftest import free_port
 from tests.ops.test_local_airflow import closed_port_dsn
+from tests.support.airflow_stack import free_port
+from tests.support.paths import REPO
+from tests.support.postgres import PG_ADMIN_DSN
 
-pytestmark = [
-    pytest.mark.e2e,
-    # Passes in a used checkout; on a fresh clone the first start has timed out (cause not yet found).
-    pytest.mark.xfail(reason="make airflow times out on a fresh clone (open)", strict=False),
-]
+pytestmark = pytest.mark.e2e
 
 BANNER_END = "Stop everything with Ctrl-C"
 
