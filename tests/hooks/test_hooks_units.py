@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
+from usdirect.domain.redaction import redact, scrub, url_secrets
 from usdirect.hooks import ratelimit
 from usdirect.hooks.errors import (
     AuthenticationError,
@@ -16,9 +19,12 @@ from usdirect.hooks.errors import (
     NotFoundError,
     UsDirectError,
     ValidationError,
+    error_for_status,
 )
-from usdirect.hooks.http import HttpSettings, error_for_status, register_secret, retry_after_seconds, scrub
+from usdirect.hooks.http_settings import HttpSettings
 from usdirect.hooks.paging import iso_timestamp, iter_keyset, iter_numbered
+from usdirect.hooks.retry import retry_after_seconds
+from usdirect.hooks.secrets import register_secret
 
 
 def _row(sku: str, ts: str, qty: int = 1) -> dict:
@@ -174,3 +180,29 @@ def test_scrub_removes_registered_secrets() -> None:
     )
     assert "tok-1234567890" not in str(error)
     assert "tok-1234567890" not in repr(error.details)
+
+
+def test_alerts_and_hooks_redact_from_one_registry() -> None:
+    """A hook's registered secrets are gone from alert text too; short feed URL query values are kept."""
+    for secret in url_secrets("https://u:pw-secret-9@feeds.example/inv.csv?key=feedkey-123&fmt=1"):
+        register_secret(secret)
+    assert scrub("key feedkey-123, password pw-secret-9, page 1") == "key ***, password ***, page 1"
+    assert redact("retrying feedkey-123") == "retrying ***"
+    assert redact("GET https://x.example/a.csv?key=zzzzzz failed: tok9", ["tok9"]) == (
+        "GET https://x.example/a.csv?*** failed: ***"
+    )
+
+
+def test_httpx_log_scrubbing_is_attached_by_the_hook_not_by_import() -> None:
+    code = (
+        "import logging\n"
+        "from usdirect.hooks import http, secrets, usdirect\n"
+        "def count():\n"
+        "    return sum(isinstance(f, secrets._ScrubFilter) for f in logging.getLogger('httpx').filters)\n"
+        "before = count()\n"
+        "usdirect.UsDirectHook('a'), usdirect.UsDirectHook('b')\n"
+        "print(before, count())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split()[-2:] == ["0", "1"]

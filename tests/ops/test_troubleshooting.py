@@ -7,6 +7,7 @@ from collections.abc import Callable
 import pyarrow as pa
 import pytest
 
+from usdirect.domain.redaction import redact
 from usdirect.hooks.errors import (
     AuthenticationError,
     ConnectionConfigError,
@@ -17,7 +18,7 @@ from usdirect.hooks.errors import (
     ValidationError,
 )
 from usdirect.mapping.errors import RejectShareExceededError
-from usdirect.notifications.troubleshooting import attention, diagnose, redact
+from usdirect.notifications.troubleshooting import attention, diagnose
 from usdirect.settings.config import Account
 
 ACCOUNT = Account(id="east", usdirect_conn_id="usdirect_east", warehouse_conn_id="wh_east")

@@ -14,16 +14,12 @@ from usdirect.hooks.errors import (
     ConnectionConfigError,
     RetryExhaustedError,
     UsDirectError,
-)
-from usdirect.hooks.http import (
-    ApiClient,
-    HttpSettings,
-    build_http_client,
     describe,
-    extra_value,
-    register_secret,
 )
+from usdirect.hooks.http import ApiClient, build_http_client
+from usdirect.hooks.http_settings import HttpSettings, extra_value
 from usdirect.hooks.ratelimit import limiter_for
+from usdirect.hooks.secrets import register_secret, scrub_http_logs
 
 
 class ApiHook(BaseHook):
@@ -38,6 +34,7 @@ class ApiHook(BaseHook):
 
     def __init__(self, conn_id: str) -> None:
         super().__init__()
+        scrub_http_logs()  # httpx logs request URLs, and a feed URL is a credential
         setattr(self, self.conn_name_attr, conn_id)
         self._lock = threading.Lock()
         self._settings: HttpSettings | None = None

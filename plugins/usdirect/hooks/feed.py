@@ -20,16 +20,16 @@ from typing import BinaryIO, TypeVar
 
 import httpx
 
-from usdirect.hooks.errors import AuthenticationError, TransientExhaustedError, UsDirectError
-from usdirect.hooks.feed_sniff import check_feed_is_csv
-from usdirect.hooks.http import (
-    HttpSettings,
-    RetryBudget,
+from usdirect.hooks.errors import (
+    AuthenticationError,
+    UsDirectError,
     describe,
     error_for_status,
-    retryable_status,
     untrusted_certificate,
 )
+from usdirect.hooks.feed_sniff import check_feed_is_csv
+from usdirect.hooks.http_settings import HttpSettings
+from usdirect.hooks.retry import Retryable, retry_for_status, retryable_status, retrying
 
 CREDENTIAL = "Feed URL"
 _CHUNK = 1 << 20
@@ -135,8 +135,8 @@ def _with_retries(
     handle: Callable[[httpx.Response], T],
 ) -> T:
     """Run ``handle`` on the first good answer; retries transient failures within the budget."""
-    budget = RetryBudget(settings, what)
-    while True:
+
+    def attempt() -> T:
         try:
             with http.stream(method, url, headers=headers) as response:
                 status = response.status_code
@@ -146,11 +146,12 @@ def _with_retries(
         except (httpx.TransportError, httpx.DecodingError, _IncompleteFeed) as exc:
             if tls_error := untrusted_certificate(exc, what=what, where=where):
                 raise tls_error from None
-            budget.wait_or_raise(describe(exc), exhausted=TransientExhaustedError)
-            continue
+            raise Retryable(describe(exc)) from None
         if not retryable_status(status):
             raise _feed_error(status, response, what=what, where=where)
-        budget.wait_after_status(response)
+        raise retry_for_status(response)
+
+    return retrying(settings, what)(attempt)
 
 
 def _feed_error(status: int, response: httpx.Response, *, what: str, where: str) -> UsDirectError:

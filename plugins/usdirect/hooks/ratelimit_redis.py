@@ -30,8 +30,8 @@ import time
 import uuid
 from typing import Any
 
-from usdirect.hooks.errors import ConnectionConfigError, RateLimitBackendError
-from usdirect.hooks.http import describe, register_secret
+from usdirect.hooks.errors import ConnectionConfigError, RateLimitBackendError, describe
+from usdirect.hooks.secrets import register_secret
 
 log = logging.getLogger(__name__)
 

@@ -12,24 +12,26 @@ from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, quote, urlsplit
+from urllib.parse import quote, urlsplit
 
 import httpx
 
+from usdirect.domain.redaction import url_secrets
 from usdirect.hooks import feed
 from usdirect.hooks.base import ApiHook
 from usdirect.hooks.errors import ConnectionConfigError, NotFoundError, UsDirectError
 from usdirect.hooks.feed import FeedDownload, FeedValidators
 from usdirect.hooks.feed_sniff import check_head_content_type
-from usdirect.hooks.http import HttpSettings, build_http_client, extra_value, register_secret
+from usdirect.hooks.http import build_http_client
+from usdirect.hooks.http_settings import HttpSettings, extra_value
 from usdirect.hooks.paging import iso_timestamp, iter_keyset
 from usdirect.hooks.ratelimit import limiter_for
+from usdirect.hooks.secrets import register_secret
 
 __all__ = ["FeedDownload", "FeedValidators", "UsDirectHook"]
 
 RESELLER_TOKEN = "Reseller Token"  # noqa: S105 (a label, not a secret)
 FEED_URL = "Feed URL"
-_MIN_SECRET_PART = 5  # shorter query values (e.g. "1") would mask unrelated text everywhere
 
 
 class UsDirectHook(ApiHook):
@@ -54,14 +56,8 @@ class UsDirectHook(ApiHook):
         reseller_token = extra_value(extras, self.conn_type, "reseller_token")
         register_secret(str(reseller_token) if reseller_token else None)
         url = extra_value(extras, self.conn_type, "feed_url")
-        if url:
-            url = str(url)
-            register_secret(url)
-            parts = urlsplit(url.strip())
-            register_secret(parts.password)
-            for _, value in parse_qsl(parts.query, keep_blank_values=False):
-                if len(value) >= _MIN_SECRET_PART:
-                    register_secret(value)
+        for secret in url_secrets(str(url)) if url else ():
+            register_secret(secret)
 
     def _auth_headers(self, token: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {token}"}

@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow.sdk import BaseNotifier
 
-from usdirect.notifications.troubleshooting import Diagnosis, attention, diagnose, redact
+from usdirect.domain.redaction import redact
+from usdirect.notifications.troubleshooting import Diagnosis, attention, diagnose
 from usdirect.settings.config import (
     Account,
     AlertChannel,

@@ -9,7 +9,6 @@ Nothing here ever includes a credential: only credential *names* and connection 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 from usdirect.domain.operations import SPECS
@@ -26,7 +25,6 @@ SECTIONS = {
 }
 _WHERE = re.compile(r"the (\w+) connection '([^']+)'")
 _CONN_UNDEFINED = re.compile(r"conn(?:ection)?_?id [`'\"]?([\w.-]+)[`'\"]? (?:isn't|is not) defined", re.I)
-_URL_QUERY = re.compile(r"(\bhttps?://[^\s?#'\"]+)\?[^\s'\"]*")
 _MAX_CAUSE = 600
 
 
@@ -42,14 +40,6 @@ class Diagnosis:
     def guide(self) -> str:
         """The README anchor of the guide section (GitHub heading anchors)."""
         return f"{GUIDE}#{SECTIONS[self.section]}"
-
-
-def redact(text: str, secrets: Iterable[str] = ()) -> str:
-    """Remove query strings from URLs (a feed URL carries its key there) and any known secret value."""
-    text = _URL_QUERY.sub(r"\1?***", text)
-    for secret in sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True):
-        text = text.replace(secret, "***")
-    return text
 
 
 def _section(operation: str) -> str:
