@@ -5,117 +5,19 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-import pyarrow as pa
-
+from tests.support.order_tables import (
+    invoice_lines_table,
+    invoice_table,
+    reconciliation_rows,
+    shipment_items_table,
+    shipments_table,
+)
 from tests.support.orders import make_fr
 from usdirect.targets.warehouse import orders as ow
 from usdirect.targets.warehouse.sql import Warehouse
 
 UTC = dt.UTC
 D = Decimal
-
-
-def _shipments(rows: list[dict]) -> pa.Table:
-    schema = pa.schema(
-        [
-            ("shipment_id", pa.string()),
-            ("po_number", pa.string()),
-            ("carrier", pa.string()),
-            ("shipping_code", pa.string()),
-            ("method", pa.string()),
-            ("tracking_number", pa.string()),
-            ("status", pa.string()),
-            ("supplier_status", pa.string()),
-            ("ship_date", pa.date32()),
-            ("updated_at", pa.timestamp("us", tz="UTC")),
-        ]
-    )
-    base = {
-        "carrier": "UPS",
-        "shipping_code": "UPS-GND",
-        "method": "Ground",
-        "ship_date": dt.date(2026, 11, 21),
-    }
-    return pa.Table.from_pylist([{**base, **r} for r in rows], schema=schema)
-
-
-def _items(rows: list[tuple[str, int, str, int]]) -> pa.Table:
-    return pa.table(
-        {
-            "shipment_id": [r[0] for r in rows],
-            "line_number": pa.array([r[1] for r in rows], pa.int64()),
-            "item_number": [r[2] for r in rows],
-            "sku": [f"USD-{r[2]}" for r in rows],
-            "quantity": pa.array([r[3] for r in rows], pa.int64()),
-        }
-    )
-
-
-def _invoice(number: str, po: str, status: str, total: str, problem: str | None = None) -> pa.Table:
-    return pa.Table.from_pylist(
-        [
-            {
-                "invoice_number": number,
-                "po_number": po,
-                "invoice_date": dt.date(2026, 11, 22),
-                "status": status,
-                "supplier_status": status.lower(),
-                "currency": "USD",
-                "total": D(total),
-                "shipping": D("5.95"),
-                "fees": D("0.00"),
-                "tax": D("0.00"),
-                "check_problem": problem,
-            }
-        ],
-        schema=pa.schema(
-            [
-                ("invoice_number", pa.string()),
-                ("po_number", pa.string()),
-                ("invoice_date", pa.date32()),
-                ("status", pa.string()),
-                ("supplier_status", pa.string()),
-                ("currency", pa.string()),
-                ("total", pa.decimal128(12, 2)),
-                ("shipping", pa.decimal128(12, 2)),
-                ("fees", pa.decimal128(12, 2)),
-                ("tax", pa.decimal128(12, 2)),
-                ("check_problem", pa.string()),
-            ]
-        ),
-    )
-
-
-def _invoice_lines(number: str, lines: list[tuple[int, str, int, str]]) -> pa.Table:
-    return pa.table(
-        {
-            "invoice_number": [number] * len(lines),
-            "line_number": pa.array([n for n, *_ in lines], pa.int64()),
-            "item_number": [i for _, i, _, _ in lines],
-            "sku": [f"USD-{i}" for _, i, _, _ in lines],
-            "quantity": pa.array([q for *_, q, _ in lines], pa.int64()),
-            "unit_cost": pa.array([D(c) for *_, c in lines], pa.decimal128(12, 2)),
-            "amount": pa.array([D(c) * q for *_, q, c in lines], pa.decimal128(12, 2)),
-        }
-    )
-
-
-def _recon(wh: Warehouse) -> dict[str, dict]:
-    with wh.connect() as conn:
-        cols = [
-            "po_number",
-            "ordered_qty",
-            "accepted_qty",
-            "shipped_qty",
-            "invoiced_qty",
-            "expected_cost",
-            "invoiced_total",
-            "state",
-            "fulfillment_state",
-            "problem",
-        ]
-        rows = wh.fetchall(conn, f"SELECT {', '.join(cols)} FROM {wh.table(ow.RECONCILIATION)}")
-    return {r[0]: dict(zip(cols, r, strict=True)) for r in rows}
 
 
 def test_import_is_additive_and_never_resets_a_known_po(warehouse: Warehouse) -> None:
@@ -173,7 +75,7 @@ def test_ledger_records_outcomes_and_filters(warehouse: Warehouse) -> None:
     assert row[:4] == ("submitted", "UD-1", "partially_accepted", 2)
     assert row[4] == sent and row[5] is None
     assert lines == [(1, "accepted", None), (2, "rejected", "out_of_stock")]
-    recon = _recon(warehouse)
+    recon = reconciliation_rows(warehouse)
     assert recon["PO-1"]["ordered_qty"] == 3 and recon["PO-1"]["accepted_qty"] == 2
     assert recon["PO-1"]["expected_cost"] == D("24.98")
     assert recon["PO-1"]["problem"] == "rejected by US Direct: line 2 (USD-10500) out_of_stock"
@@ -190,7 +92,7 @@ def test_shipments_upsert_in_place_and_derive_fulfilment(warehouse: Warehouse) -
         ow.record_submitted(
             warehouse, po, f"UD-{po}", "received", t0, [(1, "accepted", None), (2, "accepted", None)]
         )
-    first = _shipments(
+    first = shipments_table(
         [
             {
                 "shipment_id": "SH-1",
@@ -210,13 +112,17 @@ def test_shipments_upsert_in_place_and_derive_fulfilment(warehouse: Warehouse) -
     )
     with warehouse.connect() as conn:
         counts = ow.upsert_shipments(
-            warehouse, conn, first, _items([("SH-1", 1, "10234", 2), ("SH-2", 1, "10234", 2)]), "run-1"
+            warehouse,
+            conn,
+            first,
+            shipment_items_table([("SH-1", 1, "10234", 2), ("SH-2", 1, "10234", 2)]),
+            "run-1",
         )
     assert counts == ow.UpsertCounts(seen=2, new=2, changed=0)
-    assert _recon(warehouse)["PO-1"]["fulfillment_state"] == "partially_shipped"
+    assert reconciliation_rows(warehouse)["PO-1"]["fulfillment_state"] == "partially_shipped"
     # SH-1 moves on (twice in one batch: newest wins), an older copy of SH-2 must not regress it,
     # and PO-1's second line ships separately.
-    second = _shipments(
+    second = shipments_table(
         [
             {
                 "shipment_id": "SH-1",
@@ -248,7 +154,7 @@ def test_shipments_upsert_in_place_and_derive_fulfilment(warehouse: Warehouse) -
             },
         ]
     )
-    items = _items([("SH-1", 1, "10234", 2), ("SH-2", 1, "10234", 2), ("SH-3", 1, "10500", 1)])
+    items = shipment_items_table([("SH-1", 1, "10234", 2), ("SH-2", 1, "10234", 2), ("SH-3", 1, "10500", 1)])
     with warehouse.connect() as conn:
         counts = ow.upsert_shipments(warehouse, conn, second, items, "run-2")
     with warehouse.connect() as conn:
@@ -267,7 +173,7 @@ def test_shipments_upsert_in_place_and_derive_fulfilment(warehouse: Warehouse) -
     assert n_items == 3
     # Every PO has a shipment, but PO-2 has fewer units shipped than accepted: still looked up.
     assert stragglers == ["PO-2"]
-    recon = _recon(warehouse)
+    recon = reconciliation_rows(warehouse)
     assert (recon["PO-1"]["shipped_qty"], recon["PO-1"]["state"]) == (3, "shipped")
     assert (recon["PO-2"]["shipped_qty"], recon["PO-2"]["state"]) == (2, "partially_shipped")
 
@@ -284,7 +190,7 @@ def test_invoices_upsert_checks_and_reconcile(warehouse: Warehouse) -> None:
         ow.upsert_shipments(
             warehouse,
             conn,
-            _shipments(
+            shipments_table(
                 [
                     {
                         "shipment_id": "SH-1",
@@ -295,7 +201,7 @@ def test_invoices_upsert_checks_and_reconcile(warehouse: Warehouse) -> None:
                     }
                 ]
             ),
-            _items([("SH-1", 1, "10234", 2), ("SH-1", 2, "10500", 1)]),
+            shipment_items_table([("SH-1", 1, "10234", 2), ("SH-1", 2, "10500", 1)]),
             "run-1",
         )
         assert ow.pos_awaiting_invoice(warehouse, conn) == [("PO-1", dt.date(2026, 11, 21))]
@@ -303,16 +209,20 @@ def test_invoices_upsert_checks_and_reconcile(warehouse: Warehouse) -> None:
             ("PO-1", "10234"): 2,
             ("PO-1", "10500"): 1,
         }
-        lines = _invoice_lines("INV-1", [(1, "10234", 2, "12.49"), (2, "10500", 1, "5.00")])
-        c1 = ow.upsert_invoices(warehouse, conn, _invoice("INV-1", "PO-1", "Unpaid", "35.93"), lines, "run-1")
+        lines = invoice_lines_table("INV-1", [(1, "10234", 2, "12.49"), (2, "10500", 1, "5.00")])
+        c1 = ow.upsert_invoices(
+            warehouse, conn, invoice_table("INV-1", "PO-1", "Unpaid", "35.93"), lines, "run-1"
+        )
     assert c1 == ow.UpsertCounts(1, 1, 0)
-    assert _recon(warehouse)["PO-1"]["state"] == "invoiced"
+    assert reconciliation_rows(warehouse)["PO-1"]["state"] == "invoiced"
     with warehouse.connect() as conn:
-        c2 = ow.upsert_invoices(warehouse, conn, _invoice("INV-1", "PO-1", "Paid", "35.93"), lines, "run-2")
+        c2 = ow.upsert_invoices(
+            warehouse, conn, invoice_table("INV-1", "PO-1", "Paid", "35.93"), lines, "run-2"
+        )
         ow.record_invoice_checks(warehouse, conn, ["PO-2"], {"PO-2": "no invoice 31 days after shipping"})
         assert ow.pos_awaiting_invoice(warehouse, conn) == []
     assert c2 == ow.UpsertCounts(1, 0, 1)
-    recon = _recon(warehouse)
+    recon = reconciliation_rows(warehouse)
     assert recon["PO-1"] | {} == {
         "po_number": "PO-1",
         "ordered_qty": 3,
@@ -328,15 +238,15 @@ def test_invoices_upsert_checks_and_reconcile(warehouse: Warehouse) -> None:
     assert recon["PO-2"]["problem"] == "no invoice 31 days after shipping"
     # A mismatching invoice is kept, flagged with its figures, and shows in the view.
     with warehouse.connect() as conn:
-        bad_lines = _invoice_lines("INV-1", [(1, "10234", 3, "12.49"), (2, "10500", 1, "5.00")])
+        bad_lines = invoice_lines_table("INV-1", [(1, "10234", 3, "12.49"), (2, "10500", 1, "5.00")])
         ow.upsert_invoices(
             warehouse,
             conn,
-            _invoice("INV-1", "PO-1", "Paid", "40.00", "lines 42.47 + shipping 5.95 ≠ total 40.00"),
+            invoice_table("INV-1", "PO-1", "Paid", "40.00", "lines 42.47 + shipping 5.95 ≠ total 40.00"),
             bad_lines,
             "run-3",
         )
-    problem = _recon(warehouse)["PO-1"]["problem"]
+    problem = reconciliation_rows(warehouse)["PO-1"]["problem"]
     assert "invoiced 4 units but only 3 shipped" in problem
     assert "lines 42.47 + shipping 5.95 ≠ total 40.00" in problem
     counts = ow.reconciliation_counts(warehouse)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.orders.test_lifecycle import _get_invoices, _get_shipments
+from tests.support.order_flow import get_invoices, get_shipments
 from tests.support.orders import FAST_CLIENT, FAST_SANDBOX, usdirect_frs, use_sandbox
 from usdirect.hooks.flxpoint import FlxpointHook
 from usdirect.hooks.usdirect import UsDirectHook
@@ -126,8 +126,8 @@ def test_every_row_of_the_view_matches_the_sandbox_after_a_full_cycle(
     since = sb.clock_now() - dt.timedelta(hours=1)
     for n, days in enumerate((1, 3, 4)):  # ship, ship the rest and invoice, pay
         sb.advance_clock(days=days)
-        _get_shipments(wh, shipments_template, since, f"s{n}")
-        _get_invoices(wh, invoices_template, sb.clock_now().date(), f"i{n}")
+        get_shipments(wh, shipments_template, since, f"s{n}")
+        get_invoices(wh, invoices_template, sb.clock_now().date(), f"i{n}")
 
     use = UsDirectHook()
     with wh.connect() as conn:
@@ -156,7 +156,13 @@ def test_terminal_states_current_status_and_costs_at_the_orders_cost(warehouse: 
     """Cancelled and needs-attention POs are terminal in both state columns; a shipped order is no
     longer reported on hold; invoice lines are checked against the order's own cost, so a partial
     invoice at that cost is no problem and a line priced differently is named with its figures."""
-    from tests.orders.test_orders_warehouse import _invoice, _invoice_lines, _items, _recon, _shipments
+    from tests.support.order_tables import (
+        invoice_lines_table,
+        invoice_table,
+        reconciliation_rows,
+        shipment_items_table,
+        shipments_table,
+    )
     from tests.support.orders import make_fr
 
     t0 = dt.datetime(2026, 11, 21, 10, tzinfo=dt.UTC)
@@ -170,7 +176,7 @@ def test_terminal_states_current_status_and_costs_at_the_orders_cost(warehouse: 
     )
     ow.record_problem(wh, "PO-3", ow.NEEDS_ATTENTION, "ship_to.state: AK is outside the lower 48")
     ow.record_submitted(wh, "PO-4", "UD-4", "received", t0, accepted)
-    recon = _recon(wh)
+    recon = reconciliation_rows(wh)
     assert recon["PO-1"]["problem"] == "on hold at US Direct (order over 30 lb)"
     assert (recon["PO-2"]["state"], recon["PO-2"]["fulfillment_state"]) == ("cancelled", "cancelled")
     assert (recon["PO-3"]["state"], recon["PO-3"]["fulfillment_state"]) == ("needs_attention",) * 2
@@ -181,23 +187,23 @@ def test_terminal_states_current_status_and_costs_at_the_orders_cost(warehouse: 
         ow.upsert_shipments(
             wh,
             conn,
-            _shipments([{**s, "updated_at": t0} for s in ship]),
-            _items([("SH-1", 1, "10234", 2), ("SH-1", 2, "10500", 1), ("SH-4", 1, "10234", 2)]),
+            shipments_table([{**s, "updated_at": t0} for s in ship]),
+            shipment_items_table([("SH-1", 1, "10234", 2), ("SH-1", 2, "10500", 1), ("SH-4", 1, "10234", 2)]),
             "r1",
         )
         # PO-1 invoiced in full, line 2 above the order's cost (5.00); PO-4 invoiced for what shipped.
         ow.upsert_invoices(
             wh,
             conn,
-            _invoice("INV-1", "PO-1", "Unpaid", "36.93"),
-            _invoice_lines("INV-1", [(1, "10234", 2, "12.49"), (2, "10500", 1, "6.00")]),
+            invoice_table("INV-1", "PO-1", "Unpaid", "36.93"),
+            invoice_lines_table("INV-1", [(1, "10234", 2, "12.49"), (2, "10500", 1, "6.00")]),
             "r1",
         )
         ow.upsert_invoices(
             wh,
             conn,
-            _invoice("INV-4", "PO-4", "Unpaid", "30.93"),
-            _invoice_lines("INV-4", [(1, "10234", 2, "12.49")]),
+            invoice_table("INV-4", "PO-4", "Unpaid", "30.93"),
+            invoice_lines_table("INV-4", [(1, "10234", 2, "12.49")]),
             "r1",
         )
         split = wh.fetchall(
@@ -206,7 +212,7 @@ def test_terminal_states_current_status_and_costs_at_the_orders_cost(warehouse: 
             f"invoiced_tax, invoiced_total, order_status FROM {wh.table(ow.RECONCILIATION)} "
             "WHERE po_number IN ('PO-1', 'PO-4') ORDER BY po_number",
         )
-    recon = _recon(wh)
+    recon = reconciliation_rows(wh)
     D = Decimal
     assert split == [
         ("PO-1", D("29.98"), D("30.98"), D("5.95"), D("0.00"), D("0.00"), D("36.93"), "shipped"),
@@ -220,7 +226,7 @@ def test_terminal_states_current_status_and_costs_at_the_orders_cost(warehouse: 
 
 
 def test_a_po_cancelled_after_processing_is_terminal_and_no_longer_a_straggler(warehouse: Warehouse) -> None:
-    from tests.orders.test_orders_warehouse import _items, _recon, _shipments
+    from tests.support.order_tables import reconciliation_rows, shipment_items_table, shipments_table
     from tests.support.orders import make_fr
 
     t0 = dt.datetime(2026, 11, 21, 10, tzinfo=dt.UTC)
@@ -236,7 +242,7 @@ def test_a_po_cancelled_after_processing_is_terminal_and_no_longer_a_straggler(w
         ow.upsert_shipments(
             wh,
             conn,
-            _shipments(
+            shipments_table(
                 [
                     {
                         "shipment_id": "SH-1",
@@ -247,9 +253,9 @@ def test_a_po_cancelled_after_processing_is_terminal_and_no_longer_a_straggler(w
                     }
                 ]
             ),
-            _items([("SH-1", 1, "10234", 2)]),
+            shipment_items_table([("SH-1", 1, "10234", 2)]),
             "r1",
         )
         assert ow.open_pos_not_fully_shipped(wh, conn, later) == []
-    row = _recon(wh)["PO-1"]
+    row = reconciliation_rows(wh)["PO-1"]
     assert (row["state"], row["fulfillment_state"]) == ("cancelled", "cancelled")

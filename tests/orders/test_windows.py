@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from sandbox.runner import SandboxInfo
-from tests.orders.test_lifecycle import _check_platform, _check_warehouse
 from tests.support.connections import conn_env_var
 from tests.support.dag_runs import run_as
+from tests.support.order_flow import check_platform, check_warehouse
 from tests.support.orders import FAST_CLIENT, FAST_HTTP, FAST_SANDBOX, usdirect_frs, use_sandbox
 from tests.support.paths import REPO
 from tests.support.receivers import WebhookReceiver
@@ -306,7 +306,7 @@ def test_shipments_after_a_16_day_pause_reach_both_targets(
     if target_wh is not None:
         assert _audited_window(wh, run) == (t0 + H, latest + H, _audited_window(wh, run)[2])
         assert _audited_window(wh, run)[2]["gap_hours"] == round(gap_hours, 1)
-        _check_warehouse(wh, truth, {})
+        check_warehouse(wh, truth, {})
         status = {po: hook.get_order(po)["status"] for po in sent}
         with wh.connect() as conn:
             got = dict(
@@ -315,7 +315,7 @@ def test_shipments_after_a_16_day_pause_reach_both_targets(
                 )
             )
         assert got == status
-    _check_platform(sb, truth, {})
+    check_platform(sb, truth, {})
 
     # A backfill of an old window reads exactly that window and leaves the watermark alone.
     old = (t0 + dt.timedelta(days=2), t0 + dt.timedelta(days=2) + H)
@@ -343,7 +343,7 @@ def test_a_po_cancelled_while_processing_is_recorded_by_get_shipments_and_not_lo
 ) -> None:
     """US Direct cancels a PO after accepting it: the next run whose straggler lookups reach it
     records `cancelled`, the view calls it terminal, and later runs leave it alone."""
-    from tests.orders.test_orders_warehouse import _recon
+    from tests.support.order_tables import reconciliation_rows
 
     sb, wh, _ = paused_env(["warehouse"])
     with wh.connect() as conn:
@@ -374,7 +374,10 @@ def test_a_po_cancelled_while_processing_is_recorded_by_get_shipments_and_not_lo
             conn, f"SELECT order_status FROM {wh.table(ow.FR)} WHERE po_number = %s", (po,)
         )
     assert status == "cancelled"
-    assert (_recon(wh)[po]["state"], _recon(wh)[po]["fulfillment_state"]) == ("cancelled", "cancelled")
+    assert (reconciliation_rows(wh)[po]["state"], reconciliation_rows(wh)[po]["fulfillment_state"]) == (
+        "cancelled",
+        "cancelled",
+    )
 
     lookups = sb.stats()["requests"]["GET /v1/orders/{po_number}"]
     again = run_as(_dag(DAG), "scheduled", (latest + H, latest + 2 * H))
