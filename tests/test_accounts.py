@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.hooks.test_ratelimit_shared import redis_db, shared_pacing  # noqa: F401  (fixtures)
 from tests.support.connections import conn_env_var
 from tests.support.paths import REPO
 from usdirect.hooks import ratelimit, ratelimit_redis

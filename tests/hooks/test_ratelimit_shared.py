@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import socket
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,8 +16,6 @@ import yaml
 
 from benchmarks.bench_pacing import (
     REDIS_CONN_ID,
-    REDIS_URL_DB,
-    redis_connection,
     run_processes,
     settings_file,
     summarise,
@@ -34,38 +31,6 @@ from usdirect.settings.config import ConfigError, load_config
 
 LIMIT = 5  # the sandbox's limit per API Token, and the hook's default rate
 SECONDS = 12.0
-
-
-@pytest.fixture
-def redis_db() -> Iterator[object]:
-    """A client of Redis database 11, flushed before and after the test; skips when Redis is down."""
-    redis = pytest.importorskip("redis")
-    host, port, db = REDIS_URL_DB
-    client = redis.Redis(host=host, port=port, db=db, socket_connect_timeout=2, socket_timeout=5)
-    try:
-        client.ping()
-    except redis.ConnectionError as exc:
-        pytest.skip(
-            f"Redis at {host}:{port} does not answer ({exc}); start it (redis-server --port {port}) to "
-            f"run the shared rate-limit tests"
-        )
-    client.flushdb()
-    yield client
-    client.flushdb()
-    client.close()
-
-
-@pytest.fixture
-def shared_pacing(
-    redis_db: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[tuple[Path, str]]:
-    """Settings with ``rate_limit.backend: redis`` and the Redis connection, for this process and children."""
-    config = settings_file(tmp_path, "redis")
-    monkeypatch.setenv("USDIRECT_CONFIG", str(config))
-    monkeypatch.setenv(f"AIRFLOW_CONN_{REDIS_CONN_ID.upper()}", redis_connection())
-    yield config, REDIS_CONN_ID
-    ratelimit._shared.clear()
-    ratelimit_redis.reset_clients()
 
 
 def _use(sandbox: SandboxInfo, monkeypatch: pytest.MonkeyPatch) -> None:
