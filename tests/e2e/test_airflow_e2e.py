@@ -12,9 +12,8 @@ from collections.abc import Iterator
 import pytest
 
 from scripts.local_airflow import import_connections
-from tests.support.airflow_stack import HARNESS_DAG, TERMINAL, AirflowStack
+from tests.support.airflow_stack import HARNESS_DAG, TERMINAL, AirflowStack, require_dag_file, settle
 from tests.support.connections import conn_env_var
-from tests.support.paths import REPO
 from usdirect.targets.warehouse.orders import import_fulfillment_requests
 from usdirect.targets.warehouse.sql import Warehouse
 
@@ -35,22 +34,6 @@ SHIPMENT_STATE = (
     "FROM usdirect_shipments s LEFT JOIN usdirect_shipment_items i USING (shipment_id) ORDER BY 1, 11"
 )
 BACKFILL_DAYS = [dt.date(2026, 11, 20), dt.date(2026, 11, 21), dt.date(2026, 11, 22)]
-
-
-def require_dag_file(dag_id: str) -> None:
-    if not (REPO / "dags" / f"{dag_id}.py").exists():
-        pytest.skip(f"dags/{dag_id}.py does not exist yet: its end-to-end run starts once the DAG lands")
-
-
-def settle(stack: AirflowStack, dag_id: str, timeout: float = 120) -> None:
-    """Pause the DAG and wait until none of its runs is queued or running (scheduled runs included)."""
-    stack.api("PATCH", f"dags/{dag_id}", json={"is_paused": True})
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if all(r["state"] in ("success", "failed") for r in stack.runs(dag_id)):
-            return
-        time.sleep(1)
-    raise AssertionError(f"{dag_id} still has active runs after {timeout}s")
 
 
 def run_dag(stack: AirflowStack, dag_id: str, conf: dict | None = None) -> tuple[str, str, dict[str, str]]:

@@ -19,15 +19,9 @@ from typing import Any
 import pytest
 
 from tests.e2e import test_airflow_e2e as local_e2e
-from tests.e2e.test_airflow_e2e import (
-    OPERATION_DAGS,
-    assert_operation_succeeded,
-    operation_conf,
-    require_dag_file,
-    settle,
-)
+from tests.e2e.test_airflow_e2e import OPERATION_DAGS, assert_operation_succeeded, operation_conf
 from tests.inventory import test_s3_staging as s3_staging
-from tests.support.airflow_stack import AirflowStack, running_airflow
+from tests.support.airflow_stack import AirflowStack, require_dag_file, running_airflow, settle
 from tests.support.paths import REPO
 from tests.support.postgres import temporary_database
 from usdirect.operators.base import _UNSAFE  # how a run id becomes its staging folder

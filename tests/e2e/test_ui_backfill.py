@@ -15,8 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.test_airflow_e2e import require_dag_file, settle
-from tests.support.airflow_stack import ARTIFACTS, AirflowStack
+from tests.support.airflow_stack import ARTIFACTS, AirflowStack, require_dag_file, settle
 
 pytestmark = pytest.mark.e2e
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import yaml
 
 from scripts.local_airflow import (
@@ -263,3 +264,19 @@ def _load_config(env: dict[str, str]) -> Any:
 
 # Screenshots and traces of the browser tests.
 ARTIFACTS = REPO / "test-artifacts"
+
+
+def require_dag_file(dag_id: str) -> None:
+    if not (REPO / "dags" / f"{dag_id}.py").exists():
+        pytest.skip(f"dags/{dag_id}.py does not exist yet: its end-to-end run starts once the DAG lands")
+
+
+def settle(stack: AirflowStack, dag_id: str, timeout: float = 120) -> None:
+    """Pause the DAG and wait until none of its runs is queued or running (scheduled runs included)."""
+    stack.api("PATCH", f"dags/{dag_id}", json={"is_paused": True})
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if all(r["state"] in ("success", "failed") for r in stack.runs(dag_id)):
+            return
+        time.sleep(1)
+    raise AssertionError(f"{dag_id} still has active runs after {timeout}s")
