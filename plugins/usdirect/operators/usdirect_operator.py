@@ -133,7 +133,7 @@ class UsDirectBaseOperator(BaseOperator):
             "flxpoint_conn_id": self.flxpoint_conn_id,
             "targets": self.targets,
         }
-        settings = {"schedule": None, "template": self.template, **self.operation_settings}
+        settings = {"template": self.template, **self.operation_settings}
         staging = {"url": self.staging_url, "conn_id": self.staging_conn_id}
         memory = {
             "engine_limit": self.engine_memory_limit,
@@ -144,7 +144,7 @@ class UsDirectBaseOperator(BaseOperator):
         return {
             "path": Path(dag_file) if dag_file else Path.cwd() / "dag.py",
             "account": _given(account),
-            "settings": _given(settings),
+            "settings": {"schedule": None, **_given(settings)},  # the operator's DAG schedules it
             "staging": _given(staging),
             "memory": _given(memory),
         }
