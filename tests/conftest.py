@@ -18,10 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.paths import REPO
-
-# PG_ADMIN_DSN: still imported from here by tests/e2e/test_local_airflow_restart.py (another
-# change moves that file to tests.support); nothing else may import from a conftest.
-from tests.support.postgres import PG_ADMIN_DSN, temporary_database  # noqa: F401
+from tests.support.postgres import temporary_database
 
 _HOME = Path(tempfile.mkdtemp(prefix="usdirect-airflow-home-"))
 os.environ.update(

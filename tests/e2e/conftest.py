@@ -11,13 +11,7 @@ from typing import Any
 
 import pytest
 
-# free_port: still imported from here by test_local_airflow_restart.py (another change moves it).
-from tests.support.airflow_stack import (
-    ARTIFACTS,
-    AirflowStack,
-    free_port,  # noqa: F401
-    running_airflow,
-)
+from tests.support.airflow_stack import ARTIFACTS, AirflowStack, running_airflow
 from tests.support.postgres import temporary_database
 
 
@@ -70,10 +64,3 @@ def browser_page(airflow_stack: AirflowStack) -> Iterator[Any]:
             yield context.new_page()
         finally:
             context.close()
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The `make airflow` restart tests first, on a machine no other e2e stack is using: they time
-    a whole deployment's start and Ctrl-C stop, which the other modules' stacks (running or still
-    shutting down) pushed past their limits in full runs on two cores."""
-    items.sort(key=lambda item: 0 if "test_local_airflow_restart.py" in item.nodeid else 1)
