@@ -240,7 +240,7 @@ def _peer_dlt(kind: str, conn: dict[str, Any], feed: Path, workdir: Path) -> dic
     import dlt
     import pyarrow as pa
 
-    from usdirect.domain.inventory import MEASURE, MONEY
+    from usdirect.domain.inventory import MAPPED_SCHEMA
 
     os.environ["RUNTIME__LOG_LEVEL"] = "ERROR"
     os.environ["NORMALIZE__PARQUET_NORMALIZER__ADD_DLT_LOAD_ID"] = "true"  # for the archive step
@@ -261,7 +261,7 @@ def _peer_dlt(kind: str, conn: dict[str, Any], feed: Path, workdir: Path) -> dic
     out = _clean_by_hand(feed)
     table = pa.Table.from_pandas(out, preserve_index=False)
     for col in ("cost", "msrp", "map", "weight_lb", "length_in", "width_in", "height_in"):
-        typ = MONEY if col in ("cost", "msrp", "map") else MEASURE
+        typ = MAPPED_SCHEMA.field(col).type
         table = table.set_column(table.schema.get_field_index(col), col, table[col].cast(typ, safe=False))
 
     @dlt.resource(name="inventory", write_disposition="merge", primary_key="sku")

@@ -48,7 +48,7 @@ def _next_catalog(demo: Demo) -> None:
 
 def _seed_orders(demo: Demo) -> None:
     """What a channel integration would do: write pending fulfillment requests to the warehouse."""
-    from usdirect.targets.warehouse.orders import seed_demo_requests
+    from usdirect.targets.warehouse.demo import seed_demo_requests
     from usdirect.targets.warehouse.sql import Warehouse
 
     n = seed_demo_requests(
@@ -87,7 +87,7 @@ def _rows(con: Any, sql: str) -> list[tuple]:
 
 def _reconciliation() -> dict[str, int]:
     """PO counts per state (and how many have a problem), as the package's own helper reports them."""
-    from usdirect.targets.warehouse.orders import reconciliation_counts
+    from usdirect.targets.warehouse.demo import reconciliation_counts
     from usdirect.targets.warehouse.sql import Warehouse
 
     return reconciliation_counts(Warehouse.from_conn_id("usdirect_warehouse"))

@@ -164,7 +164,7 @@ def demo_connections(
 
 def seed_orders(home: Path, sandbox: Any) -> int:
     """Write the platform's US Direct orders to the warehouse as pending, as a channel integration would."""
-    from usdirect.targets.warehouse.orders import seed_demo_requests
+    from usdirect.targets.warehouse.demo import seed_demo_requests
     from usdirect.targets.warehouse.sql import Warehouse
 
     name = "AIRFLOW_CONN_USDIRECT_WAREHOUSE"

@@ -14,7 +14,7 @@ import pytest
 from scripts.local_airflow import import_connections
 from tests.support.airflow_stack import HARNESS_DAG, TERMINAL, AirflowStack, require_dag_file, settle
 from tests.support.connections import conn_env_var
-from usdirect.targets.warehouse.orders import import_fulfillment_requests
+from usdirect.targets.warehouse.fulfillment_requests import import_fulfillment_requests
 from usdirect.targets.warehouse.sql import Warehouse
 
 pytestmark = pytest.mark.e2e

@@ -16,7 +16,8 @@ from tests.support.orders import FAST_CLIENT, FAST_HTTP, FAST_SANDBOX
 from tests.support.paths import REPO
 from tests.support.receivers import WebhookReceiver
 from tests.support.settings_file import write_settings
-from usdirect.targets.warehouse import orders as ow
+from usdirect.targets.warehouse import demo
+from usdirect.targets.warehouse import order_tables as ot
 from usdirect.targets.warehouse.sql import Warehouse
 
 TEMPLATE_FILES = {
@@ -87,7 +88,7 @@ def test_send_ship_invoice_dags_run_green_end_to_end(
     assert _states(dry) == {"send_orders": "success"}
     assert sb.creation_counts() == {}
     with wh.connect() as conn:  # a dry run records nothing either
-        assert wh.fetchall(conn, f"SELECT count(*) FROM {wh.table(ow.FR)}") == [(0,)]
+        assert wh.fetchall(conn, f"SELECT count(*) FROM {wh.table(ot.FR)}") == [(0,)]
     assert {fr["status"] for fr in sb.platform("fulfillment-requests")} == {"Unprocessed"}
     (dry_file,) = (tmp / "staging").rglob("dry_run.json")
     shown = json.loads(dry_file.read_text())
@@ -117,7 +118,7 @@ def test_send_ship_invoice_dags_run_green_end_to_end(
         "deliver_shipments_platform": "success",
     }
     with wh.connect() as conn:
-        n_shipments = wh.fetchall(conn, f"SELECT count(*) FROM {wh.table(ow.SHIPMENTS)}")[0][0]
+        n_shipments = wh.fetchall(conn, f"SELECT count(*) FROM {wh.table(ot.SHIPMENTS)}")[0][0]
     assert n_shipments > 20 and len(sb.platform("shipments")) == n_shipments
 
     sb.advance_clock(days=4)
@@ -128,7 +129,7 @@ def test_send_ship_invoice_dags_run_green_end_to_end(
         "deliver_invoices_platform": "success",
     }
     with wh.connect() as conn:
-        n_invoices = wh.fetchall(conn, f"SELECT count(*) FROM {wh.table(ow.INVOICES)}")[0][0]
+        n_invoices = wh.fetchall(conn, f"SELECT count(*) FROM {wh.table(ot.INVOICES)}")[0][0]
     assert n_invoices == 20 and len(sb.platform("source-invoices")) == 20
 
     outcomes = {(r[0], r[1]): r for r in _runs(wh)}
@@ -137,14 +138,20 @@ def test_send_ship_invoice_dags_run_green_end_to_end(
     assert json.loads(send[6])["needs_attention"] == 5
     assert all(r[2] == "success" for r in outcomes.values())
     _assert_no_secrets(sb, wh, tmp, caplog.text)
-    recon = ow.reconciliation_counts(wh)
+    recon = demo.reconciliation_counts(wh)
     assert recon["needs_attention"] == 5 and recon["cancelled"] == 1
     assert recon["paid"] + recon.get("credited", 0) + recon.get("invoiced", 0) == 20
 
 
 def _assert_no_secrets(sb: SandboxInfo, wh: Warehouse, tmp: Path, logs: str) -> None:
     """Tokens and the feed URL appear in no log line, warehouse table or staged file."""
-    tables = ("usdirect_runs", "usdirect_rejects", ow.FR, ow.SHIPMENTS, ow.INVOICES)
+    tables = (
+        "usdirect_runs",
+        "usdirect_rejects",
+        ot.FR,
+        ot.SHIPMENTS,
+        ot.INVOICES,
+    )
     with wh.connect() as conn:
         stored = " ".join(str(wh.fetchall(conn, f"SELECT * FROM {wh.table(t)}")) for t in tables)
     staged = " ".join(p.read_bytes().decode("latin-1") for p in (tmp / "staging").rglob("*") if p.is_file())
@@ -219,6 +226,6 @@ def test_platform_only_account_keeps_the_order_ledger_in_its_warehouse_connectio
     )
     assert lookups <= 1, sb.stats()["requests"]  # only the 409-free path: no lookup before a first send
     with wh.connect() as conn:
-        ledger = dict(wh.fetchall(conn, f"SELECT po_number, status FROM {wh.table(ow.FR)}"))
+        ledger = dict(wh.fetchall(conn, f"SELECT po_number, status FROM {wh.table(ot.FR)}"))
     assert {po for po, st in ledger.items() if st == "submitted"} == set(created)
     assert sorted(set(ledger.values())) == ["needs_attention", "submitted"]

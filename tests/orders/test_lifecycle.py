@@ -23,7 +23,8 @@ from tests.support.orders import FAST_CLIENT, FAST_SANDBOX, use_sandbox
 from usdirect.hooks.flxpoint import FlxpointHook
 from usdirect.hooks.usdirect import UsDirectHook
 from usdirect.pipelines import orders
-from usdirect.targets.warehouse import orders as ow
+from usdirect.targets.warehouse import demo
+from usdirect.targets.warehouse import order_tables as ot
 from usdirect.targets.warehouse.sql import Warehouse
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,7 @@ def test_orders_ship_invoice_and_reconcile_on_both_targets(
         orders_template, UsDirectHook(), orders.SendOptions(), wh=wh, platform=FlxpointHook()
     )
     assert report.unfinished == []
-    sent = sorted(o.po_number for o in report.outcomes if o.kind == orders.SUBMITTED)
+    sent = sorted(o.po_number for o in report.outcomes if o.kind == orders.OutcomeKind.SUBMITTED)
     since = sb.clock_now() - dt.timedelta(hours=1)
 
     sb.advance_clock(days=1)  # first shipments appear (label created)
@@ -90,7 +91,7 @@ def test_orders_ship_invoice_and_reconcile_on_both_targets(
         for r in warehouse_rows(
             wh,
             f"SELECT po_number, state, ordered_qty, accepted_qty, shipped_qty, invoiced_qty, expected_cost, "
-            f"invoiced_total, problem FROM {wh.table(ow.RECONCILIATION)}",
+            f"invoiced_total, problem FROM {wh.table(ot.RECONCILIATION)}",
         )
     }
     for po in sent:
@@ -105,7 +106,7 @@ def test_orders_ship_invoice_and_reconcile_on_both_targets(
         assert expected == sum(Decimal(ln["amount"]) for ln in inv["lines"])
         if accepted == ordered:
             assert problem is None or "on hold" in problem, (po, problem)
-    counts = ow.reconciliation_counts(wh)
+    counts = demo.reconciliation_counts(wh)
     assert counts["paid"] + counts.get("credited", 0) == sum(1 for i in inv_truth.values() if i)
     assert counts["needs_attention"] == 5
 
@@ -191,4 +192,4 @@ def test_full_flow_under_faults_of_every_kind_ends_right_with_one_creation_per_p
     check_platform(sb, ship_truth, inv_truth)
     frs = sb.platform("fulfillment-requests")
     assert sorted(fr["status"] for fr in frs).count("Processed") == 20
-    assert ow.reconciliation_counts(wh)["needs_attention"] == 5
+    assert demo.reconciliation_counts(wh)["needs_attention"] == 5

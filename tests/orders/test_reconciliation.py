@@ -11,10 +11,14 @@ import pytest
 
 from tests.support.order_flow import get_invoices, get_shipments
 from tests.support.orders import FAST_CLIENT, FAST_SANDBOX, usdirect_frs, use_sandbox
+from usdirect.domain.fulfillment import LedgerState
 from usdirect.hooks.flxpoint import FlxpointHook
 from usdirect.hooks.usdirect import UsDirectHook
 from usdirect.pipelines import orders
-from usdirect.targets.warehouse import orders as ow
+from usdirect.targets.warehouse import fulfillment_requests as frq
+from usdirect.targets.warehouse import invoices as wh_invoices
+from usdirect.targets.warehouse import order_tables as ot
+from usdirect.targets.warehouse import shipments as wh_shipments
 from usdirect.targets.warehouse.sql import Warehouse
 
 COLUMNS = (
@@ -116,11 +120,13 @@ def test_every_row_of_the_view_matches_the_sandbox_after_a_full_cycle(
     wh = warehouse
     frs = {fr["fulfillmentRequestNumber"]: fr for fr in usdirect_frs(sb)}
     with wh.connect() as conn:
-        ow.import_fulfillment_requests(wh, conn, list(frs.values()))
+        frq.import_fulfillment_requests(wh, conn, list(frs.values()))
     report = orders.send_orders(
         orders_template, UsDirectHook(), orders.SendOptions(), wh=wh, platform=FlxpointHook()
     )
-    attention = {o.po_number: o.message for o in report.outcomes if o.kind == orders.NEEDS_ATTENTION}
+    attention = {
+        o.po_number: o.message for o in report.outcomes if o.kind == orders.OutcomeKind.NEEDS_ATTENTION
+    }
     held = {o.po_number for o in report.outcomes if o.order_status == "on_hold"}
     assert len(attention) == 5 and held
     since = sb.clock_now() - dt.timedelta(hours=1)
@@ -131,13 +137,13 @@ def test_every_row_of_the_view_matches_the_sandbox_after_a_full_cycle(
 
     use = UsDirectHook()
     with wh.connect() as conn:
-        rows = wh.fetchall(conn, f"SELECT {', '.join(COLUMNS)} FROM {wh.table(ow.RECONCILIATION)}")
+        rows = wh.fetchall(conn, f"SELECT {', '.join(COLUMNS)} FROM {wh.table(ot.RECONCILIATION)}")
         types = dict(
             wh.fetchall(
                 conn,
                 "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = %s "
                 "AND table_schema = COALESCE(%s, current_schema())",
-                (ow.RECONCILIATION, wh.schema),
+                (ot.RECONCILIATION, wh.schema),
             )
         )
     got = {r[0]: dict(zip(COLUMNS, r, strict=True)) for r in rows}
@@ -149,7 +155,7 @@ def test_every_row_of_the_view_matches_the_sandbox_after_a_full_cycle(
     assert {got[po]["order_status"] for po in held} == {"shipped"}  # no longer on hold
     for col in ("ordered_qty", "accepted_qty", "shipped_qty", "invoiced_qty", "shipments"):
         assert types[col].lower() == "bigint", (col, types[col])
-    assert set(types) == set(ow.RECONCILIATION_COLUMNS)
+    assert set(types) == set(ot.RECONCILIATION_COLUMNS)
 
 
 def test_terminal_states_current_status_and_costs_at_the_orders_cost(warehouse: Warehouse) -> None:
@@ -168,14 +174,14 @@ def test_terminal_states_current_status_and_costs_at_the_orders_cost(warehouse: 
     t0 = dt.datetime(2026, 11, 21, 10, tzinfo=dt.UTC)
     wh = warehouse
     with wh.connect() as conn:
-        ow.import_fulfillment_requests(wh, conn, [make_fr(n, f"PO-{n}") for n in range(1, 5)])
+        frq.import_fulfillment_requests(wh, conn, [make_fr(n, f"PO-{n}") for n in range(1, 5)])
     accepted = [(1, "accepted", None), (2, "accepted", None)]
-    ow.record_submitted(wh, "PO-1", "UD-1", "on_hold", t0, accepted)
-    ow.record_submitted(
+    frq.record_submitted(wh, "PO-1", "UD-1", "on_hold", t0, accepted)
+    frq.record_submitted(
         wh, "PO-2", "UD-2", "cancelled", t0, [(n, "rejected", "out_of_stock") for n in (1, 2)]
     )
-    ow.record_problem(wh, "PO-3", ow.NEEDS_ATTENTION, "ship_to.state: AK is outside the lower 48")
-    ow.record_submitted(wh, "PO-4", "UD-4", "received", t0, accepted)
+    frq.record_problem(wh, "PO-3", LedgerState.NEEDS_ATTENTION, "ship_to.state: AK is outside the lower 48")
+    frq.record_submitted(wh, "PO-4", "UD-4", "received", t0, accepted)
     recon = reconciliation_rows(wh)
     assert recon["PO-1"]["problem"] == "on hold at US Direct (order over 30 lb)"
     assert (recon["PO-2"]["state"], recon["PO-2"]["fulfillment_state"]) == ("cancelled", "cancelled")
@@ -184,7 +190,7 @@ def test_terminal_states_current_status_and_costs_at_the_orders_cost(warehouse: 
     ship = [{"shipment_id": "SH-1", "po_number": "PO-1", "tracking_number": "T1", "status": "In Transit"}]
     ship += [{"shipment_id": "SH-4", "po_number": "PO-4", "tracking_number": "T4", "status": "In Transit"}]
     with wh.connect() as conn:
-        ow.upsert_shipments(
+        wh_shipments.upsert_shipments(
             wh,
             conn,
             shipments_table([{**s, "updated_at": t0} for s in ship]),
@@ -192,14 +198,14 @@ def test_terminal_states_current_status_and_costs_at_the_orders_cost(warehouse: 
             "r1",
         )
         # PO-1 invoiced in full, line 2 above the order's cost (5.00); PO-4 invoiced for what shipped.
-        ow.upsert_invoices(
+        wh_invoices.upsert_invoices(
             wh,
             conn,
             invoice_table("INV-1", "PO-1", "Unpaid", "36.93"),
             invoice_lines_table("INV-1", [(1, "10234", 2, "12.49"), (2, "10500", 1, "6.00")]),
             "r1",
         )
-        ow.upsert_invoices(
+        wh_invoices.upsert_invoices(
             wh,
             conn,
             invoice_table("INV-4", "PO-4", "Unpaid", "30.93"),
@@ -209,7 +215,7 @@ def test_terminal_states_current_status_and_costs_at_the_orders_cost(warehouse: 
         split = wh.fetchall(
             conn,
             "SELECT po_number, expected_cost, invoiced_product_cost, invoiced_shipping, invoiced_fees, "
-            f"invoiced_tax, invoiced_total, order_status FROM {wh.table(ow.RECONCILIATION)} "
+            f"invoiced_tax, invoiced_total, order_status FROM {wh.table(ot.RECONCILIATION)} "
             "WHERE po_number IN ('PO-1', 'PO-4') ORDER BY po_number",
         )
     recon = reconciliation_rows(wh)
@@ -232,14 +238,14 @@ def test_a_po_cancelled_after_processing_is_terminal_and_no_longer_a_straggler(w
     t0 = dt.datetime(2026, 11, 21, 10, tzinfo=dt.UTC)
     wh = warehouse
     with wh.connect() as conn:
-        ow.import_fulfillment_requests(wh, conn, [make_fr(1, "PO-1")])
-    ow.record_submitted(wh, "PO-1", "UD-1", "processing", t0, [(1, "accepted", None), (2, "accepted", None)])
+        frq.import_fulfillment_requests(wh, conn, [make_fr(1, "PO-1")])
+    frq.record_submitted(wh, "PO-1", "UD-1", "processing", t0, [(1, "accepted", None), (2, "accepted", None)])
     later = t0 + dt.timedelta(days=4)
     with wh.connect() as conn:
-        assert ow.open_pos_not_fully_shipped(wh, conn, later) == ["PO-1"]
-        ow.record_order_status(wh, conn, {"PO-1": "cancelled"})  # what the straggler lookup read
+        assert wh_shipments.open_pos_not_fully_shipped(wh, conn, later) == ["PO-1"]
+        frq.record_order_status(wh, conn, {"PO-1": "cancelled"})  # what the straggler lookup read
         # A shipment record arriving afterwards does not turn a cancelled order back into shipped.
-        ow.upsert_shipments(
+        wh_shipments.upsert_shipments(
             wh,
             conn,
             shipments_table(
@@ -256,6 +262,6 @@ def test_a_po_cancelled_after_processing_is_terminal_and_no_longer_a_straggler(w
             shipment_items_table([("SH-1", 1, "10234", 2)]),
             "r1",
         )
-        assert ow.open_pos_not_fully_shipped(wh, conn, later) == []
+        assert wh_shipments.open_pos_not_fully_shipped(wh, conn, later) == []
     row = reconciliation_rows(wh)["PO-1"]
     assert (row["state"], row["fulfillment_state"]) == ("cancelled", "cancelled")

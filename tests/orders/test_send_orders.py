@@ -29,7 +29,8 @@ from usdirect.domain.order_rules import SHIPPING_CODES
 from usdirect.hooks.flxpoint import FlxpointHook
 from usdirect.hooks.usdirect import UsDirectHook
 from usdirect.pipelines import orders
-from usdirect.targets.warehouse import orders as ow
+from usdirect.targets.warehouse import demo
+from usdirect.targets.warehouse import order_tables as ot
 from usdirect.targets.warehouse.sql import Warehouse
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ ALL_FAULT_KINDS = (*(k for k in FaultKind if k is not FaultKind.SLOW), FaultKind
 
 
 def _seed(wh: Warehouse, sb: SandboxInfo) -> list[dict[str, Any]]:
-    assert ow.seed_demo_requests(wh, sb.platform("fulfillment-requests")) == 26
+    assert demo.seed_demo_requests(wh, sb.platform("fulfillment-requests")) == 26
     return usdirect_frs(sb)
 
 
@@ -62,10 +63,10 @@ def _fr_rows(wh: Warehouse) -> dict[str, dict[str, Any]]:
         "last_error",
     ]
     with wh.connect() as conn:
-        rows = wh.fetchall(conn, f"SELECT {', '.join(cols)} FROM {wh.table(ow.FR)}")
+        rows = wh.fetchall(conn, f"SELECT {', '.join(cols)} FROM {wh.table(ot.FR)}")
         lines = wh.fetchall(
             conn,
-            f"SELECT po_number, line_number, line_status, line_reason FROM {wh.table(ow.FR_LINES)} "
+            f"SELECT po_number, line_number, line_status, line_reason FROM {wh.table(ot.FR_LINES)} "
             "ORDER BY po_number, line_number",
         )
     out = {r[0]: dict(zip(cols, r, strict=True)) | {"lines": []} for r in rows}
@@ -123,7 +124,10 @@ def test_warehouse_orders_are_sent_once_and_recorded_field_by_field(
     options = orders.SendOptions(max_workers=4)
     report = orders.send_orders(orders_template, UsDirectHook(), options, wh=wh)
     assert report.unfinished == []
-    assert report.count(orders.SUBMITTED) == 21 and report.count(orders.NEEDS_ATTENTION) == 5
+    assert (
+        report.count(orders.OutcomeKind.SUBMITTED) == 21
+        and report.count(orders.OutcomeKind.NEEDS_ATTENTION) == 5
+    )
     rows = _assert_warehouse_matches_supplier(wh, sb)
     assert all(row["attempts"] == 1 for row in rows.values() if row["status"] == "submitted")
     assert {c["submitted"] for c in sb.creation_counts().values()} == {1}
@@ -144,7 +148,7 @@ def test_dry_run_and_po_numbers_param(
     wh = Warehouse.from_conn_id("wh_dry")
     frs = _seed(wh, sb)
     dry = orders.send_orders(orders_template, UsDirectHook(), orders.SendOptions(dry_run=True), wh=wh)
-    assert dry.count(orders.DRY_RUN) == 21 and dry.count(orders.NEEDS_ATTENTION) == 5
+    assert dry.count(orders.OutcomeKind.DRY_RUN) == 21 and dry.count(orders.OutcomeKind.NEEDS_ATTENTION) == 5
     first = frs[0]
     payload = next(o.payload for o in dry.outcomes if o.po_number == first["fulfillmentRequestNumber"])
     assert payload["shipping_code"] in SHIPPING_CODES
@@ -251,7 +255,7 @@ def test_faults_of_every_kind_leave_the_same_end_state_and_one_creation_per_po(
     faulty = sandbox_factory(faults=_fault_rules(0.2), **FAST_SANDBOX)
     use_sandbox(faulty, monkeypatch, timeout=1, **FAST_CLIENT)
     with warehouse.connect() as conn:
-        for t in (ow.FR_LINES, ow.FR):
+        for t in (ot.FR_LINES, ot.FR):
             warehouse.execute(conn, f"DELETE FROM {warehouse.table(t)}")
     _run_until_settled(orders_template, warehouse)
     # A 'slow' answer is counted when the server finishes it, after the client gave up on it.
@@ -311,7 +315,7 @@ def test_worker_killed_between_submit_and_record_never_creates_twice(
         orders_template, UsDirectHook(), orders.SendOptions(max_workers=4), wh=warehouse
     )
     resumed = next(o for o in report.outcomes if o.po_number == victim)
-    assert resumed.kind == orders.SUBMITTED and resumed.found_existing
+    assert resumed.kind == orders.OutcomeKind.SUBMITTED and resumed.found_existing
     assert sb.creation_counts()[victim] == {"submitted": 1, "created": 1}
     assert {c["created"] for c in sb.creation_counts().values()} == {1}
     _assert_warehouse_matches_supplier(warehouse, sb)

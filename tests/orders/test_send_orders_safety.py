@@ -22,7 +22,9 @@ from usdirect.hooks.usdirect import UsDirectHook
 from usdirect.notifications.troubleshooting import diagnose
 from usdirect.pipelines import orders
 from usdirect.settings.config import Account
-from usdirect.targets.warehouse import orders as ow
+from usdirect.targets.warehouse import demo
+from usdirect.targets.warehouse import fulfillment_requests as frq
+from usdirect.targets.warehouse import order_tables as ot
 from usdirect.targets.warehouse.sql import Warehouse
 
 
@@ -32,7 +34,7 @@ def _posts(sb: SandboxInfo) -> dict[str, int]:
 
 def _ledger(wh: Warehouse) -> dict[str, tuple[str, int, str | None]]:
     with wh.connect() as conn:
-        rows = wh.fetchall(conn, f"SELECT po_number, status, attempts, last_error FROM {wh.table(ow.FR)}")
+        rows = wh.fetchall(conn, f"SELECT po_number, status, attempts, last_error FROM {wh.table(ot.FR)}")
     return {po: (status, attempts, error) for po, status, attempts, error in rows}
 
 
@@ -69,7 +71,7 @@ def test_a_refused_api_token_stops_at_the_first_order_and_leaves_the_rest_pendin
     api_token = "wrong-token-" + "x" * 20 if token == "wrong" else sb.readonly_api_token
     conn = sb.connections()["usdirect_default"] | {"password": api_token}
     monkeypatch.setenv(*conn_env_var("usdirect_default", conn))
-    assert ow.seed_demo_requests(duck_wh, sb.platform("fulfillment-requests")) == 26
+    assert demo.seed_demo_requests(duck_wh, sb.platform("fulfillment-requests")) == 26
 
     with pytest.raises(orders.CredentialRefusedError) as caught:
         orders.send_orders(orders_template, UsDirectHook(), orders.SendOptions(max_workers=4), wh=duck_wh)
@@ -85,7 +87,7 @@ def test_a_refused_api_token_stops_at_the_first_order_and_leaves_the_rest_pendin
     assert {ledger[po][:2] for po in others} == {("pending", 0)}
     error = caught.value
     assert isinstance(error, PermanentError)  # Airflow fails the task at once, without retries
-    assert error.report.count(orders.NOT_SENT) == len(others)
+    assert error.report.count(orders.OutcomeKind.NOT_SENT) == len(others)
     assert f"stopped at PO {first}" in str(error) and f"{len(others)} other order(s)" in str(error)
     assert api_token not in str(error)
     diagnosis = diagnose(error, Account(id="main"), "send_orders")
@@ -99,7 +101,7 @@ def test_a_refused_api_token_stops_at_the_first_order_and_leaves_the_rest_pendin
     report = orders.send_orders(
         orders_template, UsDirectHook(), orders.SendOptions(max_workers=4), wh=duck_wh
     )
-    assert report.count(orders.SUBMITTED) == len(valid) and report.unfinished == []
+    assert report.count(orders.OutcomeKind.SUBMITTED) == len(valid) and report.unfinished == []
     assert {c["created"] for c in sb.creation_counts().values()} == {1}
 
 
@@ -110,10 +112,10 @@ def test_a_refused_token_while_resolving_an_unknown_outcome_keeps_the_po_submitt
     US Direct has it stays unknown and it must stay ``submitting`` (never reset to pending)."""
     sb = sandbox_factory()
     use_sandbox(sb, monkeypatch)
-    assert ow.seed_demo_requests(duck_wh, sb.platform("fulfillment-requests")) == 26
+    assert demo.seed_demo_requests(duck_wh, sb.platform("fulfillment-requests")) == 26
     with duck_wh.connect() as conn:
-        first = ow.open_fulfillment_requests(duck_wh, conn)[0].po_number
-    ow.mark_submitting(duck_wh, first)
+        first = frq.open_fulfillment_requests(duck_wh, conn)[0].po_number
+    frq.mark_submitting(duck_wh, first)
     conn = sb.connections()["usdirect_default"] | {"password": "wrong-token-" + "x" * 20}
     monkeypatch.setenv(*conn_env_var("usdirect_default", conn))
 
@@ -174,9 +176,9 @@ def test_two_runs_at_once_send_every_po_exactly_once(
     monkeypatch.setenv(*conn_env_var("wh_orders", warehouse_conn(engine, request, tmp_path)))
     wh = Warehouse.from_conn_id("wh_orders", schema=schema or None)
     with wh.connect() as conn:  # the tables exist after the first run ever; create them up front
-        ow.ensure_tables(wh, conn)
+        ot.ensure_tables(wh, conn)
     if account == "warehouse":
-        assert ow.seed_demo_requests(wh, sb.platform("fulfillment-requests")) == 26
+        assert demo.seed_demo_requests(wh, sb.platform("fulfillment-requests")) == 26
     go = tmp_path / "go"
     env = os.environ | {"WH_SCHEMA": schema, "ACCOUNT": account, "GO_FILE": str(go)}
     runs = [
@@ -202,7 +204,9 @@ def test_two_runs_at_once_send_every_po_exactly_once(
     assert len(valid) == 21 and len(ledger) == 26
     assert set(posts) == valid
     assert {po: c["submitted"] for po, c in posts.items()} == dict.fromkeys(valid, 1), posts
-    created = [c[orders.SUBMITTED] - c["found_existing"] for c in counts]  # the rest were looked up
+    created = [
+        c[orders.OutcomeKind.SUBMITTED] - c["found_existing"] for c in counts
+    ]  # the rest were looked up
     assert sum(created) == len(valid), counts
     assert all(n > 0 for n in created), f"both runs should have sent some: {counts}"
     assert {ledger[po][:2] for po in valid} == {("submitted", 1)}
@@ -237,9 +241,9 @@ def test_a_po_another_live_run_is_sending_is_left_alone(
     run is POSTing right now (a 404 proves nothing yet). Only the claim lock tells them apart."""
     sb = sandbox_factory()
     use_sandbox(sb, monkeypatch)
-    assert ow.seed_demo_requests(warehouse, sb.platform("fulfillment-requests")) == 26
+    assert demo.seed_demo_requests(warehouse, sb.platform("fulfillment-requests")) == 26
     busy = usdirect_frs(sb)[0]["fulfillmentRequestNumber"]
-    ow.mark_submitting(warehouse, busy)  # the other run claimed it and its POST is on the way
+    frq.mark_submitting(warehouse, busy)  # the other run claimed it and its POST is on the way
     done = tmp_path / "done"
     env = os.environ | {"WH_SCHEMA": warehouse.schema or "", "DONE_FILE": str(done)}
     holder = subprocess.Popen(
@@ -252,11 +256,11 @@ def test_a_po_another_live_run_is_sending_is_left_alone(
         done.touch()
         holder.wait(timeout=30)
     (left,) = [o for o in report.outcomes if o.po_number == busy]
-    assert left.kind == orders.CLAIMED_ELSEWHERE and report.unfinished == []
+    assert left.kind == orders.OutcomeKind.CLAIMED_ELSEWHERE and report.unfinished == []
     assert busy not in sb.creation_counts()
     assert not [k for k in sb.stats()["requests"] if k.startswith("GET /v1/orders/")]
     assert _ledger(warehouse)[busy][:2] == ("submitting", 1)  # the other run records its outcome
     # Once that run is gone, the next run resolves the PO as usual: look up first, then send.
     again = orders.send_orders(orders_template, UsDirectHook(), orders.SendOptions(), wh=warehouse)
-    assert [o.kind for o in again.outcomes if o.po_number == busy] == [orders.SUBMITTED]
+    assert [o.kind for o in again.outcomes if o.po_number == busy] == [orders.OutcomeKind.SUBMITTED]
     assert sb.creation_counts()[busy] == {"submitted": 1, "created": 1}

@@ -12,7 +12,8 @@ from usdirect.hooks.flxpoint import FlxpointHook
 from usdirect.hooks.usdirect import UsDirectHook
 from usdirect.pipelines import invoices, orders, shipments
 from usdirect.targets.platform.orders import processed_requests
-from usdirect.targets.warehouse import orders as ow
+from usdirect.targets.warehouse import fulfillment_requests as frq
+from usdirect.targets.warehouse import order_tables as ot
 from usdirect.targets.warehouse.sql import Warehouse
 
 
@@ -26,7 +27,7 @@ def test_open_pos_without_shipments_are_looked_up_one_by_one(
     sb = sandbox_factory(**FAST_SANDBOX)
     use_sandbox(sb, monkeypatch, **FAST_CLIENT)
     with duck_wh.connect() as conn:
-        ow.import_fulfillment_requests(duck_wh, conn, usdirect_frs(sb))
+        frq.import_fulfillment_requests(duck_wh, conn, usdirect_frs(sb))
     orders.send_orders(orders_template, UsDirectHook(), orders.SendOptions(), wh=duck_wh)
     sb.advance_clock(days=3)
     stragglers = shipments.straggler_pos(duck_wh, sb.clock_now(), 48)
@@ -68,7 +69,7 @@ def test_a_shipment_for_an_unknown_request_is_an_error_with_its_reason_and_retri
     assert "NOT-ON-PLATFORM-1" in result["errors"][0] and "no fulfillment request" in result["errors"][0]
     with duck_wh.connect() as conn:
         row = duck_wh.fetchall(
-            conn, f"SELECT platform_shipment_id, platform_error FROM {duck_wh.table(ow.SHIPMENTS)}"
+            conn, f"SELECT platform_shipment_id, platform_error FROM {duck_wh.table(ot.SHIPMENTS)}"
         )[0]
     assert row[0] is None and "NOT-ON-PLATFORM-1" in row[1]
     # Once the request exists, the next delivery sends the failed shipment although nothing changed.
@@ -80,7 +81,7 @@ def test_a_shipment_for_an_unknown_request_is_an_error_with_its_reason_and_retri
     assert shipments.deliver_platform(FlxpointHook(), nothing_new, duck_wh) == {"created": 1, "errors": []}
     with duck_wh.connect() as conn:
         row = duck_wh.fetchall(
-            conn, f"SELECT platform_shipment_id, platform_error FROM {duck_wh.table(ow.SHIPMENTS)}"
+            conn, f"SELECT platform_shipment_id, platform_error FROM {duck_wh.table(ot.SHIPMENTS)}"
         )[0]
     assert row[0] is not None and row[1] is None
     (delivered,) = sb.platform("shipments")
@@ -140,7 +141,7 @@ def test_missing_invoices_wait_then_are_reported_overdue(
     use_sandbox(sandbox, monkeypatch)
     today = dt.date(2026, 12, 30)
     with duck_wh.connect() as conn:
-        ow.import_fulfillment_requests(duck_wh, conn, [make_fr(1, "OLD-1"), make_fr(2, "NEW-1")])
+        frq.import_fulfillment_requests(duck_wh, conn, [make_fr(1, "OLD-1"), make_fr(2, "NEW-1")])
     wanted = [invoices.Candidate("OLD-1", today - dt.timedelta(days=31)), invoices.Candidate("NEW-1", today)]
     fetched = invoices.fetch_invoices(UsDirectHook(), invoices_template, wanted, today, 30)
     assert fetched.not_yet == ["OLD-1", "NEW-1"]
@@ -155,7 +156,7 @@ def test_missing_invoices_wait_then_are_reported_overdue(
     invoices.load_warehouse(duck_wh, fetched, "run-i", ["OLD-1", "NEW-1"])
     with duck_wh.connect() as conn:
         problems = dict(
-            duck_wh.fetchall(conn, f"SELECT po_number, problem FROM {duck_wh.table(ow.RECONCILIATION)}")
+            duck_wh.fetchall(conn, f"SELECT po_number, problem FROM {duck_wh.table(ot.RECONCILIATION)}")
         )
     assert "no invoice 31 days after the first shipment" in problems["OLD-1"]
     assert problems["NEW-1"] is None

@@ -126,4 +126,4 @@ def test_payloads_follow_the_contract(orders_template: Any) -> None:
     problems = {o.po_number: o.message for o in invalid}
     assert problems["PO-2"].startswith("shipping_code") and "DHLX" in problems["PO-2"]
     assert problems["PO-3"].startswith("ship_to.address1") and "PO Box" in problems["PO-3"]
-    assert all(o.kind == orders.NEEDS_ATTENTION for o in invalid)
+    assert all(o.kind == orders.OutcomeKind.NEEDS_ATTENTION for o in invalid)

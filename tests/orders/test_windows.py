@@ -22,7 +22,8 @@ from tests.support.settings_file import write_settings
 from usdirect.hooks.flxpoint import FlxpointHook
 from usdirect.hooks.usdirect import UsDirectHook
 from usdirect.pipelines import orders, shipments
-from usdirect.targets.warehouse import orders as ow
+from usdirect.targets.warehouse import fulfillment_requests as frq
+from usdirect.targets.warehouse import order_tables as ot
 from usdirect.targets.warehouse.sql import Warehouse
 from usdirect.targets.warehouse.watermarks import advance_watermark, read_watermark
 
@@ -128,9 +129,9 @@ def test_stragglers_are_every_po_not_fully_shipped_and_take_its_new_status(
     sb = sandbox_factory(**FAST_SANDBOX)
     use_sandbox(sb, monkeypatch, **FAST_CLIENT)
     with duck_wh.connect() as conn:
-        ow.import_fulfillment_requests(duck_wh, conn, usdirect_frs(sb))
+        frq.import_fulfillment_requests(duck_wh, conn, usdirect_frs(sb))
     report = orders.send_orders(orders_template, UsDirectHook(), orders.SendOptions(), wh=duck_wh)
-    sent = sorted(o.po_number for o in report.outcomes if o.kind == orders.SUBMITTED)
+    sent = sorted(o.po_number for o in report.outcomes if o.kind == orders.OutcomeKind.SUBMITTED)
     on_hold = sorted(o.po_number for o in report.outcomes if o.order_status == "on_hold")
     assert on_hold, "the sandbox holds orders over 30 lb"
     t0 = sb.clock_now()
@@ -145,8 +146,8 @@ def test_stragglers_are_every_po_not_fully_shipped_and_take_its_new_status(
         shipped = dict(
             duck_wh.fetchall(
                 conn,
-                f"SELECT s.po_number, SUM(i.quantity) FROM {duck_wh.table(ow.SHIPMENTS)} s "
-                f"JOIN {duck_wh.table(ow.SHIPMENT_ITEMS)} i USING (shipment_id) GROUP BY 1",
+                f"SELECT s.po_number, SUM(i.quantity) FROM {duck_wh.table(ot.SHIPMENTS)} s "
+                f"JOIN {duck_wh.table(ot.SHIPMENT_ITEMS)} i USING (shipment_id) GROUP BY 1",
             )
         )
     open_pos = sorted(
@@ -172,7 +173,7 @@ def test_stragglers_are_every_po_not_fully_shipped_and_take_its_new_status(
     with duck_wh.connect() as conn:
         held = duck_wh.fetchall(
             conn,
-            f"SELECT shipment_id, supplier_status FROM {duck_wh.table(ow.SHIPMENTS)} "
+            f"SELECT shipment_id, supplier_status FROM {duck_wh.table(ot.SHIPMENTS)} "
             f"WHERE po_number IN ({', '.join(['%s'] * len(open_pos))}) ORDER BY shipment_id",
             open_pos,
         )
@@ -181,7 +182,7 @@ def test_stragglers_are_every_po_not_fully_shipped_and_take_its_new_status(
         got = dict(
             duck_wh.fetchall(
                 conn,
-                f"SELECT po_number, order_status FROM {duck_wh.table(ow.FR)} WHERE status = 'submitted'",
+                f"SELECT po_number, order_status FROM {duck_wh.table(ot.FR)} WHERE status = 'submitted'",
             )
         )
     assert got == status
@@ -269,11 +270,11 @@ def test_shipments_after_a_16_day_pause_reach_both_targets(
     target_wh = wh if "warehouse" in targets else None
     if target_wh is not None:
         with wh.connect() as conn:
-            ow.import_fulfillment_requests(wh, conn, usdirect_frs(sb))
+            frq.import_fulfillment_requests(wh, conn, usdirect_frs(sb))
     report = orders.send_orders(
         orders_template, UsDirectHook(), orders.SendOptions(), wh=target_wh, platform=FlxpointHook()
     )
-    sent = sorted(o.po_number for o in report.outcomes if o.kind == orders.SUBMITTED)
+    sent = sorted(o.po_number for o in report.outcomes if o.kind == orders.OutcomeKind.SUBMITTED)
     t0 = sb.clock_now()
     sb.advance_clock(days=1)  # first parcels
     first = _dag(DAG).test(logical_date=t0 + H)  # a manual run: interval [t0, t0+1h)
@@ -311,7 +312,8 @@ def test_shipments_after_a_16_day_pause_reach_both_targets(
         with wh.connect() as conn:
             got = dict(
                 wh.fetchall(
-                    conn, f"SELECT po_number, order_status FROM {wh.table(ow.FR)} WHERE status = 'submitted'"
+                    conn,
+                    f"SELECT po_number, order_status FROM {wh.table(ot.FR)} WHERE status = 'submitted'",
                 )
             )
         assert got == status
@@ -347,10 +349,12 @@ def test_a_po_cancelled_while_processing_is_recorded_by_get_shipments_and_not_lo
 
     sb, wh, _ = paused_env(["warehouse"])
     with wh.connect() as conn:
-        ow.import_fulfillment_requests(wh, conn, usdirect_frs(sb))
+        frq.import_fulfillment_requests(wh, conn, usdirect_frs(sb))
     report = orders.send_orders(orders_template, UsDirectHook(), orders.SendOptions(), wh=wh)
     po = next(
-        o.po_number for o in report.outcomes if o.kind == orders.SUBMITTED and o.order_status == "received"
+        o.po_number
+        for o in report.outcomes
+        if o.kind == orders.OutcomeKind.SUBMITTED and o.order_status == "received"
     )
     t0 = sb.clock_now()
     sb.advance_clock(hours=2)
@@ -371,7 +375,7 @@ def test_a_po_cancelled_while_processing_is_recorded_by_get_shipments_and_not_lo
     assert _fetched(run)[2]["stragglers_checked"] == len(stragglers)
     with wh.connect() as conn:
         ((status,),) = wh.fetchall(
-            conn, f"SELECT order_status FROM {wh.table(ow.FR)} WHERE po_number = %s", (po,)
+            conn, f"SELECT order_status FROM {wh.table(ot.FR)} WHERE po_number = %s", (po,)
         )
     assert status == "cancelled"
     assert (reconciliation_rows(wh)[po]["state"], reconciliation_rows(wh)[po]["fulfillment_state"]) == (

@@ -11,7 +11,7 @@ from sandbox.runner import SandboxInfo
 from usdirect.hooks.flxpoint import FlxpointHook
 from usdirect.hooks.usdirect import UsDirectHook
 from usdirect.pipelines import invoices, shipments
-from usdirect.targets.warehouse import orders as ow
+from usdirect.targets.warehouse import order_tables as ot
 from usdirect.targets.warehouse.sql import Warehouse
 
 SHIPMENT_STATUS = {
@@ -69,7 +69,7 @@ def check_warehouse(wh: Warehouse, ship_truth: dict, inv_truth: dict) -> None:
     got_ship = warehouse_rows(
         wh,
         f"SELECT shipment_id, po_number, carrier, shipping_code, tracking_number, status, supplier_status, "
-        f"ship_date FROM {wh.table(ow.SHIPMENTS)} ORDER BY shipment_id",
+        f"ship_date FROM {wh.table(ot.SHIPMENTS)} ORDER BY shipment_id",
     )
     assert got_ship == want_ship
     want_items = sorted(
@@ -80,7 +80,7 @@ def check_warehouse(wh: Warehouse, ship_truth: dict, inv_truth: dict) -> None:
     )
     got_items = warehouse_rows(
         wh,
-        f"SELECT shipment_id, line_number, item_number, sku, quantity FROM {wh.table(ow.SHIPMENT_ITEMS)} "
+        f"SELECT shipment_id, line_number, item_number, sku, quantity FROM {wh.table(ot.SHIPMENT_ITEMS)} "
         "ORDER BY shipment_id, line_number",
     )
     assert got_items == want_items
@@ -103,7 +103,7 @@ def check_warehouse(wh: Warehouse, ship_truth: dict, inv_truth: dict) -> None:
     got_inv = warehouse_rows(
         wh,
         f"SELECT invoice_number, po_number, invoice_date, status, currency, total, shipping, fees, tax, "
-        f"check_problem FROM {wh.table(ow.INVOICES)} ORDER BY invoice_number",
+        f"check_problem FROM {wh.table(ot.INVOICES)} ORDER BY invoice_number",
     )
     assert got_inv == want_inv
     want_lines = sorted(
@@ -122,7 +122,7 @@ def check_warehouse(wh: Warehouse, ship_truth: dict, inv_truth: dict) -> None:
     got_lines = warehouse_rows(
         wh,
         f"SELECT invoice_number, line_number, item_number, quantity, unit_cost, amount "
-        f"FROM {wh.table(ow.INVOICE_LINES)} ORDER BY invoice_number, line_number",
+        f"FROM {wh.table(ot.INVOICE_LINES)} ORDER BY invoice_number, line_number",
     )
     assert got_lines == want_lines
 

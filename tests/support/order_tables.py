@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pyarrow as pa
 
-from usdirect.targets.warehouse import orders as ow
+from usdirect.targets.warehouse import order_tables as ot
 from usdirect.targets.warehouse.sql import Warehouse
 
 D = Decimal
@@ -113,5 +113,5 @@ def reconciliation_rows(wh: Warehouse) -> dict[str, dict]:
             "fulfillment_state",
             "problem",
         ]
-        rows = wh.fetchall(conn, f"SELECT {', '.join(cols)} FROM {wh.table(ow.RECONCILIATION)}")
+        rows = wh.fetchall(conn, f"SELECT {', '.join(cols)} FROM {wh.table(ot.RECONCILIATION)}")
     return {r[0]: dict(zip(cols, r, strict=True)) for r in rows}

@@ -5,32 +5,38 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.compute as pc
 
-MONEY = pa.decimal128(12, 2)
-MEASURE = pa.decimal128(12, 3)
+from usdirect.domain.records import BOOL, INT, MEASURE, MONEY, STRING, TIMESTAMP, Record, mapped
 
-MAPPED_SCHEMA = pa.schema(
-    [
-        ("sku", pa.string()),
-        ("supplier_sku", pa.string()),
-        ("title", pa.string()),
-        ("brand", pa.string()),
-        ("mpn", pa.string()),
-        ("upc", pa.string()),
-        ("cost", MONEY),
-        ("msrp", MONEY),
-        ("map", MONEY),
-        ("quantity", pa.int64()),
-        ("status", pa.string()),
-        ("archived", pa.bool_()),
-        ("weight_lb", MEASURE),
-        ("length_in", MEASURE),
-        ("width_in", MEASURE),
-        ("height_in", MEASURE),
-        ("category", pa.string()),
-        ("image_url", pa.string()),
-        ("source_updated_at", pa.timestamp("us", tz="UTC")),
-    ]
+# The mapped row; stored as the mapped columns of ``usdirect_inventory`` (which adds the account and
+# its own bookkeeping, see ``usdirect.targets.warehouse.inventory``).
+INVENTORY_ROW = Record(
+    "inventory row",
+    None,
+    (
+        mapped(
+            "sku", STRING, "the platform SKU (USD-<item number>)", required=True, nullable=False, key=True
+        ),
+        mapped("supplier_sku", STRING, "US Direct's item number", required=True, nullable=False),
+        mapped("title", STRING),
+        mapped("brand", STRING),
+        mapped("mpn", STRING),
+        mapped("upc", STRING),
+        mapped("cost", MONEY),
+        mapped("msrp", MONEY),
+        mapped("map", MONEY, "minimum advertised price"),
+        mapped("quantity", INT),
+        mapped("status", STRING),
+        mapped("archived", BOOL, "false unless the template says so"),
+        mapped("weight_lb", MEASURE),
+        mapped("length_in", MEASURE),
+        mapped("width_in", MEASURE),
+        mapped("height_in", MEASURE),
+        mapped("category", STRING),
+        mapped("image_url", STRING),
+        mapped("source_updated_at", TIMESTAMP),
+    ),
 )
+MAPPED_SCHEMA = INVENTORY_ROW.arrow_schema()
 MAPPED_COLUMNS: tuple[str, ...] = tuple(MAPPED_SCHEMA.names)
 # Fields whose change is a business event: each change appends a history row.
 TRACKED: tuple[str, ...] = ("cost", "msrp", "map", "quantity", "status")
@@ -46,19 +52,10 @@ CHANGE_FIELDS: tuple[str, ...] = (
     "source_updated_at",
 )
 
-_SQL_TYPES = {
-    pa.string(): "VARCHAR",
-    MONEY: "DECIMAL(12,2)",
-    MEASURE: "DECIMAL(12,3)",
-    pa.int64(): "BIGINT",
-    pa.bool_(): "BOOLEAN",
-    pa.timestamp("us", tz="UTC"): "TIMESTAMPTZ",
-}
-
 
 def sql_type(name: str) -> str:
     """SQL type of a mapped column, valid on DuckDB and Postgres."""
-    return _SQL_TYPES[MAPPED_SCHEMA.field(name).type]
+    return INVENTORY_ROW.field(name).type.sql
 
 
 def row_hash_sql(alias: str = "") -> str:

@@ -1,6 +1,6 @@
 """The Send Orders records: a request to send, what became of it, and the ports the sender uses.
 
-Outcome kinds are what one run decided per PO; the ledger's states (targets/warehouse) are what
+Outcome kinds are what one run decided per PO; the ledger's states (``LedgerState``) are what
 the warehouse keeps across runs. The Protocols name what the sender needs from the US Direct hook
 and the warehouse, so the pipeline depends on them and not on the adapters.
 """
@@ -9,18 +9,23 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Protocol
 
-# Outcome kinds.
-SUBMITTED = "submitted"  # US Direct has the order (created now, or found existing)
-NEEDS_ATTENTION = "needs_attention"  # the data must be fixed by a person; nothing was created
-RETRY = "retry"  # nothing was created; the next run sends it again
-UNRESOLVED = "unresolved"  # may have been created; the next run looks it up before anything else
-ERROR = "error"  # this run could not finish the PO (e.g. recording failed); the next run resumes it
-DRY_RUN = "dry_run"
-CLAIMED_ELSEWHERE = "claimed_elsewhere"  # another run claimed or is sending it; left alone here
-NOT_SENT = "not_sent"  # the run stopped (credential refused) before this PO; its ledger is untouched
-KINDS = (SUBMITTED, NEEDS_ATTENTION, RETRY, UNRESOLVED, ERROR, DRY_RUN, CLAIMED_ELSEWHERE, NOT_SENT)
+from usdirect.domain.fulfillment import LedgerState, LineStatus, OrderStatus
+
+
+class OutcomeKind(StrEnum):
+    """What one run made of a PO."""
+
+    SUBMITTED = "submitted"  # US Direct has the order (created now, or found existing)
+    NEEDS_ATTENTION = "needs_attention"  # the data must be fixed by a person; nothing was created
+    RETRY = "retry"  # nothing was created; the next run sends it again
+    UNRESOLVED = "unresolved"  # may have been created; the next run looks it up before anything else
+    ERROR = "error"  # this run could not finish the PO (e.g. recording failed); the next run resumes it
+    DRY_RUN = "dry_run"
+    CLAIMED_ELSEWHERE = "claimed_elsewhere"  # another run claimed or is sending it; left alone here
+    NOT_SENT = "not_sent"  # the run stopped (credential refused) before this PO; its ledger is untouched
 
 
 @dataclass(frozen=True)
@@ -30,7 +35,7 @@ class OrderRequest:
     po_number: str
     fr_id: int | None
     fr: dict[str, Any]
-    state: str = "pending"  # pending | submitting (a previous send's outcome is unknown)
+    state: LedgerState = LedgerState.PENDING  # or SUBMITTING: a previous send's outcome is unknown
     attempts: int = 0
 
 
@@ -38,7 +43,7 @@ class OrderRequest:
 class LineOutcome:
     line_number: int
     item_number: str | None
-    status: str  # accepted | rejected
+    status: LineStatus
     reason: str | None = None
 
 
@@ -48,7 +53,7 @@ class OrderOutcome:
 
     po_number: str
     fr_id: int | None
-    kind: str
+    kind: OutcomeKind
     supplier_order_id: str | None = None
     order_status: str | None = None
     lines: list[LineOutcome] = field(default_factory=list)
@@ -61,7 +66,7 @@ class OrderOutcome:
     @property
     def cancelled(self) -> bool:
         """US Direct created the order but could fill no line (every line rejected)."""
-        return self.kind == SUBMITTED and self.order_status == "cancelled"
+        return self.kind == OutcomeKind.SUBMITTED and self.order_status == OrderStatus.CANCELLED
 
 
 class OrderClient(Protocol):
@@ -92,19 +97,20 @@ class SendReport:
 
     outcomes: list[OrderOutcome] = field(default_factory=list)
 
-    def count(self, kind: str) -> int:
+    def count(self, kind: OutcomeKind) -> int:
         return sum(1 for o in self.outcomes if o.kind == kind)
 
     @property
     def counts(self) -> dict[str, int]:
-        out = {k: self.count(k) for k in KINDS}
+        out = {k.value: self.count(k) for k in OutcomeKind}
         out["found_existing"] = sum(1 for o in self.outcomes if o.found_existing)
         out["cancelled_by_supplier"] = sum(1 for o in self.outcomes if o.cancelled)
-        out["partially_accepted"] = sum(1 for o in self.outcomes if o.order_status == "partially_accepted")
-        out["on_hold"] = sum(1 for o in self.outcomes if o.order_status == "on_hold")
+        for status in (OrderStatus.PARTIALLY_ACCEPTED, OrderStatus.ON_HOLD):
+            out[status.value] = sum(1 for o in self.outcomes if o.order_status == status)
         return out
 
     @property
     def unfinished(self) -> list[OrderOutcome]:
         """POs this run could not settle (they are retried, never re-sent blindly)."""
-        return [o for o in self.outcomes if o.kind in (RETRY, UNRESOLVED, ERROR)]
+        unsettled = (OutcomeKind.RETRY, OutcomeKind.UNRESOLVED, OutcomeKind.ERROR)
+        return [o for o in self.outcomes if o.kind in unsettled]

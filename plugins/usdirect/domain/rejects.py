@@ -8,19 +8,27 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-REJECT_SCHEMA = pa.schema(
-    [
-        ("operation", pa.string()),
-        ("row_number", pa.int64()),
-        ("key", pa.string()),
-        ("reason", pa.string()),
-        ("raw", pa.string()),
-    ]
-)
+from usdirect.domain.records import INT, STRING, TIMESTAMP, Field, Record
+
 # The row a reject defers to (the duplicate of the same SKU that was kept): a column of its own, so
 # that the reason text stays the same for the same cause and reasons group.
 KEPT_ROW = "kept_row_number"
-STORED_REJECT_SCHEMA = REJECT_SCHEMA.append(pa.field(KEPT_ROW, pa.int64()))
+REJECT = Record(
+    "reject",
+    "usdirect_rejects",
+    (
+        Field("run_id", STRING, nullable=False),
+        Field("operation", STRING, nullable=False),
+        Field("row_number", INT, description="the row of the feed or batch, when it has one"),
+        Field("key", STRING, description="the SKU, PO number, shipment or invoice"),
+        Field("reason", STRING, nullable=False, description="'field: what is wrong'; reasons group"),
+        Field("raw", STRING, description="the rejected input as read"),
+        Field("recorded_at", TIMESTAMP, nullable=False),
+        Field(KEPT_ROW, INT),
+    ),
+)
+REJECT_SCHEMA = REJECT.arrow_schema(("operation", "row_number", "key", "reason", "raw"))
+STORED_REJECT_SCHEMA = REJECT.arrow_schema((*REJECT_SCHEMA.names, KEPT_ROW))
 
 
 def conform_rejects(rejects: pa.Table) -> pa.Table:

@@ -2,7 +2,8 @@
 
 Templates map source columns onto these names; the pipelines read only these names, so a
 renamed supplier column is absorbed by editing a template, never the code. Types here are the
-output types of `Template.map_batch` / `map_records` (one stable schema per operation).
+output types of `Template.map_batch` / `map_records` (one stable schema per operation). The
+fields and their types are the records' of ``usdirect.domain`` (one declaration per record kind).
 """
 
 from __future__ import annotations
@@ -12,7 +13,12 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
+from usdirect.domain.fulfillment import ORDER, ORDER_LINE
+from usdirect.domain.inventory import INVENTORY_ROW
+from usdirect.domain.invoices import INVOICE, INVOICE_LINE
 from usdirect.domain.operations import TemplateKind
+from usdirect.domain.records import Record
+from usdirect.domain.shipments import SHIPMENT, SHIPMENT_ITEM
 
 _DECIMAL = re.compile(r"^decimal\(\s*(\d+)\s*,\s*(\d+)\s*\)$")
 SCALAR_TYPES = ("string", "int", "bool", "date", "timestamp")
@@ -87,32 +93,15 @@ class OperationTargets:
         return {t.name: t for t in self.targets}
 
 
-MONEY = "decimal(12,2)"
+def targets(record: Record) -> tuple[Target, ...]:
+    """The target fields of a record: the fields a template fills, typed in the template's spelling."""
+    return tuple(Target(f.name, f.type.name, f.required) for f in record.mapped)
+
 
 INVENTORY = OperationTargets(
     operation="inventory",
     key="sku",
-    targets=(
-        Target("sku", "string", required=True),
-        Target("supplier_sku", "string", required=True),
-        Target("title", "string"),
-        Target("brand", "string"),
-        Target("mpn", "string"),
-        Target("upc", "string"),
-        Target("cost", MONEY),
-        Target("msrp", MONEY),
-        Target("map", MONEY),
-        Target("quantity", "int"),
-        Target("status", "string"),
-        Target("archived", "bool"),
-        Target("weight_lb", "decimal(10,3)"),
-        Target("length_in", "decimal(10,2)"),
-        Target("width_in", "decimal(10,2)"),
-        Target("height_in", "decimal(10,2)"),
-        Target("category", "string"),
-        Target("image_url", "string"),
-        Target("source_updated_at", "timestamp"),
-    ),
+    targets=targets(INVENTORY_ROW),
     # Flxpoint's Get Inventory switches: which target fields a run may write.
     switch_groups={
         "sync_pricing": ("cost", "msrp", "map"),
@@ -139,89 +128,22 @@ INVENTORY = OperationTargets(
 ORDERS = OperationTargets(
     operation="orders",
     key="po_number",
-    targets=(
-        Target("fr_id", "int", required=True),
-        Target("po_number", "string", required=True),
-        Target("customer_order_number", "string"),
-        Target("order_date", "date"),
-        Target("shipping_code", "string", required=True),
-        Target("ship_to.name", "string", required=True),
-        Target("ship_to.company", "string"),
-        Target("ship_to.address1", "string", required=True),
-        Target("ship_to.address2", "string"),
-        Target("ship_to.city", "string", required=True),
-        Target("ship_to.state", "string", required=True),
-        Target("ship_to.postal_code", "string", required=True),
-        Target("ship_to.country", "string", required=True),
-        Target("ship_to.phone", "string"),
-        Target("ship_to.email", "string"),
-    ),
-    child=ChildTargets(
-        name="lines",
-        parent_key="po_number",
-        targets=(
-            Target("line_number", "int", required=True),
-            Target("item_number", "string", required=True),
-            Target("quantity", "int", required=True),
-            Target("unit_cost", MONEY),
-        ),
-    ),
+    targets=targets(ORDER),
+    child=ChildTargets(name="lines", parent_key="po_number", targets=targets(ORDER_LINE)),
 )
 
 SHIPMENTS = OperationTargets(
     operation="shipments",
     key="po_number",
-    targets=(
-        Target("shipment_id", "string", required=True),
-        Target("po_number", "string", required=True),
-        Target("carrier", "string"),
-        Target("shipping_code", "string"),
-        Target("method", "string"),
-        Target("tracking_number", "string"),
-        Target("status", "string", required=True),
-        Target("supplier_status", "string"),
-        Target("ship_date", "date"),
-        Target("updated_at", "timestamp"),
-    ),
-    child=ChildTargets(
-        name="items",
-        parent_key="shipment_id",
-        targets=(
-            Target("line_number", "int", required=True),
-            Target("item_number", "string", required=True),
-            Target("sku", "string"),
-            Target("quantity", "int", required=True),
-        ),
-    ),
+    targets=targets(SHIPMENT),
+    child=ChildTargets(name="items", parent_key="shipment_id", targets=targets(SHIPMENT_ITEM)),
 )
 
 INVOICES = OperationTargets(
     operation="invoices",
     key="po_number",
-    targets=(
-        Target("invoice_number", "string", required=True),
-        Target("po_number", "string", required=True),
-        Target("invoice_date", "date"),
-        Target("status", "string", required=True),
-        Target("supplier_status", "string"),
-        Target("currency", "string"),
-        Target("total", MONEY, required=True),
-        Target("shipping", MONEY),
-        Target("fees", MONEY),
-        Target("tax", MONEY),
-    ),
-    child=ChildTargets(
-        name="lines",
-        parent_key="invoice_number",
-        targets=(
-            Target("line_number", "int", required=True),
-            Target("item_number", "string", required=True),
-            Target("sku", "string"),
-            Target("quantity", "int", required=True),
-            Target("unit_cost", MONEY),
-            Target("amount", MONEY),
-        ),
-    ),
+    targets=targets(INVOICE),
+    child=ChildTargets(name="lines", parent_key="invoice_number", targets=targets(INVOICE_LINE)),
 )
 
 CANONICAL: dict[str, OperationTargets] = {t.operation: t for t in (INVENTORY, ORDERS, SHIPMENTS, INVOICES)}

@@ -177,7 +177,7 @@ class _Compiler:
             except ValueError as exc:
                 self.issue((*path, "type"), str(exc), f"use {TYPE_HELP}")
                 return None
-            if declared != expected:
+            if declared != expected and not _narrower_decimal(declared, expected):
                 self.issue(
                     (*path, "type"),
                     f"{target.name} is {target.type} in the pipeline, the template says {field.type}",
@@ -500,3 +500,15 @@ def _text(value: Any) -> str | None:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
+
+
+def _narrower_decimal(declared: pa.DataType, expected: pa.DataType) -> bool:
+    """Whether a declared decimal fits the target's exactly (fewer or as many digits on both sides
+    of the point). Templates of earlier releases declared the measures as decimal(10,3) and
+    decimal(10,2); they keep working, and the value is read at the target's precision."""
+    return (
+        pa.types.is_decimal(declared)
+        and pa.types.is_decimal(expected)
+        and declared.scale <= expected.scale
+        and declared.precision - declared.scale <= expected.precision - expected.scale
+    )

@@ -17,13 +17,16 @@ from typing import Any, Protocol
 
 import pyarrow as pa
 
-from usdirect.pipelines.shipments import Batch, deliver_with_memory, map_batch
-from usdirect.targets.warehouse import orders as ow
+from usdirect.domain.batch import Batch
+from usdirect.domain.invoices import INVOICE, INVOICE_LINE
+from usdirect.pipelines.shipments import deliver_with_memory, map_batch
+from usdirect.targets.warehouse import invoices as wh_invoices
+from usdirect.targets.warehouse.sql import UpsertCounts
 
 log = logging.getLogger(__name__)
 
-INVOICE_FIELDS = [c for c, _ in ow.INVOICE_COLUMNS]
-LINE_FIELDS = [c for c, _ in ow.INVOICE_LINE_COLUMNS]
+INVOICE_FIELDS = list(INVOICE.batch)  # the mapped fields, then check_problem
+LINE_FIELDS = list(INVOICE_LINE.names)
 ZERO = Decimal("0")
 
 
@@ -62,7 +65,7 @@ def candidates(wh: Any | None, po_numbers: Sequence[str] = ()) -> list[Candidate
     out: dict[str, Candidate] = {}
     if wh is not None:
         with wh.connect() as conn:
-            for po, first_ship in ow.pos_awaiting_invoice(wh, conn):
+            for po, first_ship in wh_invoices.pos_awaiting_invoice(wh, conn):
                 out[po] = Candidate(po, first_ship)
     for po in po_numbers:
         out.setdefault(po, Candidate(po))
@@ -92,7 +95,7 @@ def fetch_invoices(
                 f"no invoice {(today - cand.since).days} days after the first shipment "
                 f"(expected within {overdue_after_days}); ask US Direct to invoice PO {cand.po_number}"
             )
-    batch = map_batch(template, records, [f for f in INVOICE_FIELDS if f != "check_problem"], LINE_FIELDS)
+    batch = map_batch(template, records, [f.name for f in INVOICE.mapped], LINE_FIELDS)
     problems = check_invoices(batch, shipped)
     parents = batch.parents.append_column(
         "check_problem",
@@ -147,13 +150,13 @@ def _d(value: Any) -> Decimal:
     return ZERO if value is None else Decimal(str(value))
 
 
-def load_warehouse(wh: Any, fetched: InvoiceFetch, run_id: str, checked: Sequence[str]) -> ow.UpsertCounts:
+def load_warehouse(wh: Any, fetched: InvoiceFetch, run_id: str, checked: Sequence[str]) -> UpsertCounts:
     """Upsert invoices and lines, note overdue POs and rejects, in one transaction."""
     from usdirect.targets.warehouse.audit import write_rejects
 
     with wh.connect() as conn:
-        counts = ow.upsert_invoices(wh, conn, fetched.batch.parents, fetched.batch.children, run_id)
-        ow.record_invoice_checks(wh, conn, checked, fetched.overdue)
+        counts = wh_invoices.upsert_invoices(wh, conn, fetched.batch.parents, fetched.batch.children, run_id)
+        wh_invoices.record_invoice_checks(wh, conn, checked, fetched.overdue)
         write_rejects(wh, conn, run_id, fetched.batch.rejects)
     return counts
 
@@ -162,7 +165,7 @@ def shipped_quantities(wh: Any | None, pos: Sequence[str]) -> dict[tuple[str, st
     if wh is None:
         return None
     with wh.connect() as conn:
-        return ow.shipped_quantities(wh, conn, pos)
+        return wh_invoices.shipped_quantities(wh, conn, pos)
 
 
 def deliver_platform(hook: Any, batch: Batch, wh: Any | None) -> dict[str, Any]:

@@ -29,22 +29,16 @@ from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from typing import Any
 
+from usdirect.domain.fulfillment import LedgerState, LineStatus
 from usdirect.domain.order_rules import format_problems, validate_order
 from usdirect.domain.orders import (
-    CLAIMED_ELSEWHERE,
-    DRY_RUN,
-    ERROR,
-    NEEDS_ATTENTION,
-    NOT_SENT,
-    RETRY,
-    SUBMITTED,
-    UNRESOLVED,
     ClaimLocks,
     LineOutcome,
     OrderClient,
     OrderLedger,
     OrderOutcome,
     OrderRequest,
+    OutcomeKind,
     SendReport,
 )
 from usdirect.hooks.errors import (
@@ -72,12 +66,14 @@ class CredentialRefusedError(AuthenticationError):
 
     def __init__(self, cause: AuthenticationError, po_number: str, report: SendReport) -> None:
         self.report = report
-        left = report.count(NOT_SENT)
+        left = report.count(OutcomeKind.NOT_SENT)
         kind = next((o.kind for o in report.outcomes if o.po_number == po_number), None)
-        state = {
-            RETRY: "US Direct created nothing for it and it is pending again",
-            UNRESOLVED: "it stays submitting, and the next run looks it up at US Direct before any send",
-        }.get(kind, "the next run finishes recording it")
+        states: dict[OutcomeKind | None, str] = {
+            OutcomeKind.RETRY: "US Direct created nothing for it and it is pending again",
+            OutcomeKind.UNRESOLVED: "it stays submitting, and the next run looks it up at US Direct "
+            "before any send",
+        }
+        state = states.get(kind, "the next run finishes recording it")
         super().__init__(
             cause.credential,
             cause.status,
@@ -104,7 +100,7 @@ def build_payloads(
             OrderOutcome(
                 req.po_number,
                 req.fr_id,
-                NEEDS_ATTENTION,
+                OutcomeKind.NEEDS_ATTENTION,
                 attempts=req.attempts,
                 message=_mapping_reason(row["reason"]),
             )
@@ -119,7 +115,7 @@ def build_payloads(
                 OrderOutcome(
                     req.po_number,
                     req.fr_id,
-                    NEEDS_ATTENTION,
+                    OutcomeKind.NEEDS_ATTENTION,
                     attempts=req.attempts,
                     message=format_problems(problems),
                     payload=payload,
@@ -148,7 +144,7 @@ def outcome_from_order(
         LineOutcome(
             int(line["line_number"]),
             line.get("item_number"),
-            "rejected" if line.get("status") == "rejected" else "accepted",
+            LineStatus.REJECTED if line.get("status") == LineStatus.REJECTED else LineStatus.ACCEPTED,
             line.get("reason"),
         )
         for line in body.get("lines") or []
@@ -158,7 +154,7 @@ def outcome_from_order(
     outcome = OrderOutcome(
         req.po_number,
         req.fr_id,
-        SUBMITTED,
+        OutcomeKind.SUBMITTED,
         supplier_order_id=body.get("order_id"),
         order_status=body.get("status"),
         lines=lines,
@@ -166,7 +162,7 @@ def outcome_from_order(
         attempts=attempts,
         found_existing=found_existing,
     )
-    rejected = [ln for ln in lines if ln.status == "rejected"]
+    rejected = [ln for ln in lines if ln.status == LineStatus.REJECTED]
     if outcome.cancelled:
         outcome.message = (
             f"US Direct cancelled order {outcome.supplier_order_id}: every line was rejected ("
@@ -231,7 +227,9 @@ class OrderSender:
             if isinstance(exc, AuthenticationError):  # the platform refused its token
                 self._refuse(exc, outcome.po_number)
             return replace(
-                outcome, kind=ERROR, message=f"{outcome.kind} but not recorded ({type(exc).__name__}: {exc})"
+                outcome,
+                kind=OutcomeKind.ERROR,
+                message=f"{outcome.kind} but not recorded ({type(exc).__name__}: {exc})",
             )
         return outcome
 
@@ -245,7 +243,7 @@ class OrderSender:
             return OrderOutcome(
                 req.po_number,
                 req.fr_id,
-                NOT_SENT,
+                OutcomeKind.NOT_SENT,
                 attempts=req.attempts,
                 message=f"not sent: the run stopped after {self._refused[0].credential} was refused",
             )
@@ -259,11 +257,11 @@ class OrderSender:
                 return OrderOutcome(
                     req.po_number,
                     req.fr_id,
-                    ERROR,
+                    OutcomeKind.ERROR,
                     attempts=req.attempts,
                     message=f"{type(exc).__name__}: {exc}",
                 )
-            if outcome.kind == CLAIMED_ELSEWHERE:
+            if outcome.kind == OutcomeKind.CLAIMED_ELSEWHERE:
                 return outcome
             outcome.payload = payload
             return self.record(outcome)
@@ -274,7 +272,9 @@ class OrderSender:
     @staticmethod
     def _elsewhere(req: OrderRequest, why: str) -> OrderOutcome:
         log.info("PO %s: left alone, %s", req.po_number, why)
-        return OrderOutcome(req.po_number, req.fr_id, CLAIMED_ELSEWHERE, attempts=req.attempts, message=why)
+        return OrderOutcome(
+            req.po_number, req.fr_id, OutcomeKind.CLAIMED_ELSEWHERE, attempts=req.attempts, message=why
+        )
 
     def _lookup(self, req: OrderRequest, attempts: int) -> OrderOutcome | None:
         """The order if US Direct has it; None if it does not (404)."""
@@ -283,7 +283,7 @@ class OrderSender:
 
     def _settle(self, req: OrderRequest, payload: dict[str, Any]) -> OrderOutcome:
         po, attempts = req.po_number, req.attempts
-        if req.state == "submitting" or self.ledger is None:
+        if req.state == LedgerState.SUBMITTING or self.ledger is None:
             try:
                 found = self._lookup(req, attempts)
             except AuthenticationError as exc:
@@ -291,7 +291,7 @@ class OrderSender:
                 return OrderOutcome(
                     po,
                     req.fr_id,
-                    UNRESOLVED if req.state == "submitting" else RETRY,
+                    OutcomeKind.UNRESOLVED if req.state == LedgerState.SUBMITTING else OutcomeKind.RETRY,
                     attempts=attempts,
                     message=f"not checked, nothing sent: {exc}",
                 )
@@ -299,7 +299,7 @@ class OrderSender:
                 return OrderOutcome(
                     po,
                     req.fr_id,
-                    UNRESOLVED if req.state == "submitting" else RETRY,
+                    OutcomeKind.UNRESOLVED if req.state == LedgerState.SUBMITTING else OutcomeKind.RETRY,
                     attempts=attempts,
                     message=f"could not check whether PO {po} already exists at US Direct: {exc}",
                 )
@@ -319,19 +319,23 @@ class OrderSender:
                 return outcome_from_order(req, body, attempts, found_existing=False)
             except AuthenticationError as exc:  # refused before processing: nothing was created
                 self._refuse(exc, po)
-                return OrderOutcome(po, req.fr_id, RETRY, attempts=attempts, message=f"not sent: {exc}")
+                return OrderOutcome(
+                    po, req.fr_id, OutcomeKind.RETRY, attempts=attempts, message=f"not sent: {exc}"
+                )
             except DuplicateError as exc:
                 return self._already_there(req, attempts, exc)
             except ValidationError as exc:
                 return OrderOutcome(
                     po,
                     req.fr_id,
-                    NEEDS_ATTENTION,
+                    OutcomeKind.NEEDS_ATTENTION,
                     attempts=attempts,
                     message=f"US Direct refused the order (nothing was created): {exc}",
                 )
             except (RateLimitExhaustedError, TransientExhaustedError) as exc:
-                return OrderOutcome(po, req.fr_id, RETRY, attempts=attempts, message=f"not sent: {exc}")
+                return OrderOutcome(
+                    po, req.fr_id, OutcomeKind.RETRY, attempts=attempts, message=f"not sent: {exc}"
+                )
             except OutcomeUnknownError as exc:
                 last_error = str(exc)
                 log.warning("PO %s: outcome unknown (%s); asking US Direct before any retry", po, exc)
@@ -343,7 +347,7 @@ class OrderSender:
                     return OrderOutcome(
                         po,
                         req.fr_id,
-                        UNRESOLVED,
+                        OutcomeKind.UNRESOLVED,
                         attempts=attempts,
                         message=f"outcome unknown ({exc}) and the lookup failed ({lookup_exc}); "
                         "the next run checks US Direct before any retry",
@@ -353,7 +357,7 @@ class OrderSender:
         return OrderOutcome(
             po,
             req.fr_id,
-            RETRY,
+            OutcomeKind.RETRY,
             attempts=attempts,
             message=f"not created after {MAX_SENDS_PER_RUN} sends in this run: {last_error}",
         )
@@ -369,7 +373,7 @@ class OrderSender:
         return OrderOutcome(
             req.po_number,
             req.fr_id,
-            SUBMITTED,
+            OutcomeKind.SUBMITTED,
             supplier_order_id=exc.existing_id,
             submitted_at=dt.datetime.now(dt.UTC),
             attempts=attempts,
@@ -383,7 +387,7 @@ def dry_run(
     """Map and validate only: the payloads that would be sent and the problems, nothing recorded."""
     report = SendReport(list(invalid))
     report.outcomes += [
-        OrderOutcome(req.po_number, req.fr_id, DRY_RUN, attempts=req.attempts, payload=payload)
+        OrderOutcome(req.po_number, req.fr_id, OutcomeKind.DRY_RUN, attempts=req.attempts, payload=payload)
         for req, payload in ready
     ]
     return report
@@ -440,19 +444,21 @@ def _collect(
     options: SendOptions, wh: Any | None, platform: Any | None
 ) -> tuple[list[OrderRequest], list[OrderOutcome]]:
     """Requests to send, and requests the ledger already settled (re-announced to the platform)."""
-    from usdirect.targets.warehouse import orders as ow
+    from usdirect.targets.warehouse import fulfillment_requests as fr_ledger
 
     if platform is None:
         if wh is None:
             raise ValueError("Send Orders needs a warehouse or a platform target")
         with wh.connect() as conn:
-            entries = ow.open_fulfillment_requests(wh, conn, options.po_numbers or None, options.max_orders)
+            entries = fr_ledger.open_fulfillment_requests(
+                wh, conn, options.po_numbers or None, options.max_orders
+            )
         return [
             OrderRequest(
                 e.po_number,
                 e.fr["id"],
                 e.fr,
-                e.status if e.status == ow.SUBMITTING else "pending",
+                LedgerState.SUBMITTING if e.status == LedgerState.SUBMITTING else LedgerState.PENDING,
                 e.attempts,
             )
             for e in entries
@@ -465,8 +471,8 @@ def _collect(
         return [OrderRequest(fr["fulfillmentRequestNumber"], fr["id"], fr) for fr in frs], []
     with wh.connect() as conn:
         if not options.dry_run:  # a dry run writes nothing, not even the ledger's copy
-            ow.import_fulfillment_requests(wh, conn, frs, source="platform")
-        known = ow.ledger_rows(wh, conn, [fr["fulfillmentRequestNumber"] for fr in frs])
+            fr_ledger.import_fulfillment_requests(wh, conn, frs, source="platform")
+        known = fr_ledger.ledger_rows(wh, conn, [fr["fulfillmentRequestNumber"] for fr in frs])
     requests: list[OrderRequest] = []
     settled: list[OrderOutcome] = []
     for fr in frs:
@@ -474,12 +480,12 @@ def _collect(
         row = known.get(po)
         if row is None:
             requests.append(OrderRequest(po, fr["id"], fr))
-        elif row.status == ow.SUBMITTED:
+        elif row.status == LedgerState.SUBMITTED:
             settled.append(
                 OrderOutcome(
                     po,
                     fr["id"],
-                    SUBMITTED,
+                    OutcomeKind.SUBMITTED,
                     supplier_order_id=row.supplier_order_id,
                     order_status=row.order_status,
                     attempts=row.attempts,
@@ -488,6 +494,6 @@ def _collect(
                 )
             )
         else:
-            state = ow.SUBMITTING if row.status == ow.SUBMITTING else "pending"
+            state = LedgerState.SUBMITTING if row.status == LedgerState.SUBMITTING else LedgerState.PENDING
             requests.append(OrderRequest(po, fr["id"], fr, state, row.attempts))
     return requests, settled

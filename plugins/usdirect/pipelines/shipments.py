@@ -15,14 +15,17 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from usdirect.targets.warehouse import orders as ow
+from usdirect.domain.batch import Batch
+from usdirect.domain.shipments import SHIPMENT, SHIPMENT_ITEM
+from usdirect.targets.warehouse import deliveries as wh_deliveries
+from usdirect.targets.warehouse import shipments as wh_shipments
+from usdirect.targets.warehouse.sql import UpsertCounts
 
 log = logging.getLogger(__name__)
 
-SHIPMENT_FIELDS = [c for c, _ in ow.SHIPMENT_COLUMNS]
-ITEM_FIELDS = [c for c, _ in ow.SHIPMENT_ITEM_COLUMNS]
+SHIPMENT_FIELDS = list(SHIPMENT.batch)
+ITEM_FIELDS = list(SHIPMENT_ITEM.names)
 
 
 class ShipmentClient(Protocol):
@@ -31,36 +34,6 @@ class ShipmentClient(Protocol):
     def get_order_shipments(self, po_number: str) -> list[dict]: ...
 
     def get_order(self, po_number: str) -> dict | None: ...
-
-
-@dataclass(frozen=True)
-class Batch:
-    """Mapped parents, their children and the rejects of one fetch (kept together on disk)."""
-
-    parents: pa.Table
-    children: pa.Table
-    rejects: pa.Table
-
-    def write(self, folder: Any) -> None:
-        """Write to a staging folder (``pathlib.Path`` or ``ObjectStoragePath``)."""
-        folder.mkdir(parents=True, exist_ok=True)
-        for name in ("parents", "children", "rejects"):
-            with (folder / f"{name}.parquet").open("wb") as f:
-                pq.write_table(getattr(self, name), f)
-
-    @classmethod
-    def read(cls, folder: Any) -> Batch:
-        tables = {}
-        for name in ("parents", "children", "rejects"):
-            with (folder / f"{name}.parquet").open("rb") as f:
-                tables[name] = pq.read_table(f)
-        return cls(**tables)
-
-    def children_by(self, key: str) -> dict[str, list[dict[str, Any]]]:
-        out: dict[str, list[dict[str, Any]]] = {}
-        for row in self.children.to_pylist():
-            out.setdefault(row[key], []).append(row)
-        return out
 
 
 def map_batch(
@@ -131,18 +104,19 @@ def straggler_pos(wh: Any, as_of: dt.datetime, age_hours: int) -> list[str]:
     """Submitted POs not fully shipped ``age_hours`` after submission, as of the run's time (its
     window end, so a backfill or a clock that is not the wall clock judges age the same way)."""
     with wh.connect() as conn:
-        return ow.open_pos_not_fully_shipped(wh, conn, as_of - dt.timedelta(hours=age_hours))
+        return wh_shipments.open_pos_not_fully_shipped(wh, conn, as_of - dt.timedelta(hours=age_hours))
 
 
 def load_warehouse(
     wh: Any, batch: Batch, run_id: str, order_status: dict[str, str] | None = None
-) -> ow.UpsertCounts:
+) -> UpsertCounts:
     """Upsert the batch, bring the POs' order status up to date and record rejects, in one transaction."""
     from usdirect.targets.warehouse.audit import write_rejects
+    from usdirect.targets.warehouse.fulfillment_requests import record_order_status
 
     with wh.connect() as conn:
-        counts = ow.upsert_shipments(wh, conn, batch.parents, batch.children, run_id)
-        ow.record_order_status(wh, conn, order_status or {})
+        counts = wh_shipments.upsert_shipments(wh, conn, batch.parents, batch.children, run_id)
+        record_order_status(wh, conn, order_status or {})
         write_rejects(wh, conn, run_id, batch.rejects)
     return counts
 
@@ -164,15 +138,15 @@ def deliver_with_memory(hook: Any, batch: Batch, wh: Any | None, kind: str, key:
     known: dict[str, tuple] | None = None
     if wh is not None:
         with wh.connect() as conn:
-            retry, retry_children = ow.failed_deliveries(wh, conn, kind)
+            retry, retry_children = wh_deliveries.failed_deliveries(wh, conn, kind)
             seen = {p[key] for p in parents}
             parents += [p for p in retry if p[key] not in seen]
             children = retry_children | children
-            known = ow.platform_state(wh, conn, kind, [p[key] for p in parents])
+            known = wh_deliveries.platform_state(wh, conn, kind, [p[key] for p in parents])
     deliveries = deliver(hook, parents, children, known)
     if wh is not None:
         with wh.connect() as conn:
-            ow.record_platform_delivery(
+            wh_deliveries.record_platform_delivery(
                 wh, conn, kind, [(d.key, d.platform_id, d.status, d.error) for d in deliveries]
             )
     return summarize(deliveries)

@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from usdirect.domain.errors import PermanentError
-from usdirect.domain.orders import NEEDS_ATTENTION, SUBMITTED, OrderOutcome
+from usdirect.domain.orders import OrderOutcome, OutcomeKind
 from usdirect.hooks.errors import NotFoundError, UsDirectError
 
 SOURCE_NAME = "US Direct"
@@ -233,7 +233,7 @@ class PlatformOrderRecorder:
             return
         if outcome.cancelled:
             self.hook.flag_fulfillment_request(outcome.fr_id, PLATFORM_FAILED, outcome.message or "cancelled")
-        elif outcome.kind == SUBMITTED:
+        elif outcome.kind == OutcomeKind.SUBMITTED:
             self.hook.mark_processed(outcome.fr_id, outcome.supplier_order_id)
-        elif outcome.kind == NEEDS_ATTENTION:
+        elif outcome.kind == OutcomeKind.NEEDS_ATTENTION:
             self.hook.flag_fulfillment_request(outcome.fr_id, ADDITIONAL_INFO, outcome.message or "")

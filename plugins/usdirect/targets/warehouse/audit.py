@@ -14,42 +14,9 @@ from typing import Any
 
 import pyarrow as pa
 
-from usdirect.domain.rejects import KEPT_ROW, conform_rejects
+from usdirect.domain.rejects import KEPT_ROW, REJECT, conform_rejects
+from usdirect.domain.runs import RUN
 from usdirect.targets.warehouse.sql import Warehouse
-
-RUNS_DDL = """
-CREATE TABLE IF NOT EXISTS {t} (
-    run_id TEXT NOT NULL,
-    dag_id TEXT NOT NULL,
-    task_id TEXT NOT NULL,
-    try_number INTEGER NOT NULL,
-    operation TEXT NOT NULL,
-    account TEXT NOT NULL,
-    window_start TIMESTAMPTZ,
-    window_end TIMESTAMPTZ,
-    started_at TIMESTAMPTZ NOT NULL,
-    finished_at TIMESTAMPTZ NOT NULL,
-    duration_s DOUBLE PRECISION NOT NULL,
-    outcome TEXT NOT NULL,
-    rows_in BIGINT,
-    rows_out BIGINT,
-    rows_rejected BIGINT,
-    rows_changed BIGINT,
-    counts TEXT NOT NULL,
-    message TEXT
-)"""
-
-REJECTS_DDL = """
-CREATE TABLE IF NOT EXISTS {t} (
-    run_id TEXT NOT NULL,
-    operation TEXT NOT NULL,
-    row_number BIGINT,
-    key TEXT,
-    reason TEXT NOT NULL,
-    raw TEXT,
-    recorded_at TIMESTAMPTZ NOT NULL,
-    kept_row_number BIGINT
-)"""
 
 
 @dataclass
@@ -73,8 +40,8 @@ class RunRecord:
 
 
 def ensure_audit_tables(wh: Warehouse, conn: Any) -> None:
-    wh.execute(conn, RUNS_DDL.format(t=wh.table("usdirect_runs")))
-    wh.execute(conn, REJECTS_DDL.format(t=wh.table("usdirect_rejects")))
+    wh.execute(conn, RUN.create_sql(wh.table(RUN.stored_as)))
+    wh.execute(conn, REJECT.create_sql(wh.table(REJECT.stored_as)))
     _add_kept_row_column(wh, conn)
 
 
@@ -84,13 +51,15 @@ def _add_kept_row_column(wh: Warehouse, conn: Any) -> None:
     schema = wh.schema
     found = wh.fetchall(
         conn,
-        "SELECT 1 FROM information_schema.columns WHERE table_name = 'usdirect_rejects' "
+        f"SELECT 1 FROM information_schema.columns WHERE table_name = '{REJECT.stored_as}' "
         f"AND column_name = '{KEPT_ROW}' AND table_schema = " + ("%s" if schema else "current_schema()"),
         (schema,) if schema else None,
     )
     if not found:
-        table = wh.table("usdirect_rejects")
-        wh.execute(conn, f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {KEPT_ROW} BIGINT")
+        table = wh.table(REJECT.stored_as)
+        wh.execute(
+            conn, f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {KEPT_ROW} {REJECT.field(KEPT_ROW).type.sql}"
+        )
 
 
 def record_run(wh: Warehouse, rec: RunRecord, outcome: str, message: str | None = None) -> None:
@@ -100,8 +69,8 @@ def record_run(wh: Warehouse, rec: RunRecord, outcome: str, message: str | None 
         ensure_audit_tables(wh, conn)
         wh.execute(
             conn,
-            f"INSERT INTO {wh.table('usdirect_runs')} VALUES "
-            "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            f"INSERT INTO {wh.table(RUN.stored_as)} ({', '.join(RUN.names)}) "
+            f"VALUES ({', '.join(['%s'] * len(RUN.names))})",
             (
                 rec.run_id,
                 rec.dag_id,
@@ -128,7 +97,7 @@ def record_run(wh: Warehouse, rec: RunRecord, outcome: str, message: str | None 
 def write_rejects(wh: Warehouse, conn: Any, run_id: str, rejects: pa.Table) -> int:
     """Append rejects (schema ``REJECT_SCHEMA``) for a run; re-running a run replaces its rows."""
     ensure_audit_tables(wh, conn)
-    t = wh.table("usdirect_rejects")
+    t = wh.table(REJECT.stored_as)
     ops = sorted(set(rejects.column("operation").to_pylist())) if rejects.num_rows else []
     for op in ops:
         wh.execute(conn, f"DELETE FROM {t} WHERE run_id = %s AND operation = %s", (run_id, op))

@@ -6,7 +6,16 @@ import datetime as dt
 import threading
 from typing import Any
 
-from usdirect.domain.orders import NEEDS_ATTENTION, RETRY, SUBMITTED, UNRESOLVED, OrderOutcome
+from usdirect.domain.fulfillment import LedgerState
+from usdirect.domain.orders import OrderOutcome, OutcomeKind
+from usdirect.targets.warehouse import fulfillment_requests as fr_ledger
+
+# The ledger state a run's outcome leaves behind when it is not ``submitted``.
+_STATE_AFTER = {
+    OutcomeKind.NEEDS_ATTENTION: LedgerState.NEEDS_ATTENTION,
+    OutcomeKind.RETRY: LedgerState.PENDING,
+    OutcomeKind.UNRESOLVED: LedgerState.SUBMITTING,
+}
 
 
 class WarehouseOrders:
@@ -17,17 +26,13 @@ class WarehouseOrders:
         self._lock = threading.Lock()  # one writer at a time: DuckDB files serialise writers anyway
 
     def claim(self, po_number: str, attempts_seen: int) -> int | None:
-        from usdirect.targets.warehouse import orders as ow
-
         with self._lock:
-            return ow.claim_attempt(self.wh, po_number, attempts_seen)
+            return fr_ledger.claim_attempt(self.wh, po_number, attempts_seen)
 
     def __call__(self, outcome: OrderOutcome) -> None:
-        from usdirect.targets.warehouse import orders as ow
-
         with self._lock:
-            if outcome.kind == SUBMITTED:
-                ow.record_submitted(
+            if outcome.kind == OutcomeKind.SUBMITTED:
+                fr_ledger.record_submitted(
                     self.wh,
                     outcome.po_number,
                     outcome.supplier_order_id,
@@ -36,6 +41,7 @@ class WarehouseOrders:
                     [(ln.line_number, ln.status, ln.reason) for ln in outcome.lines],
                     note=outcome.message,
                 )
-            elif outcome.kind in (NEEDS_ATTENTION, RETRY, UNRESOLVED):
-                status = {NEEDS_ATTENTION: ow.NEEDS_ATTENTION, RETRY: ow.PENDING, UNRESOLVED: ow.SUBMITTING}
-                ow.record_problem(self.wh, outcome.po_number, status[outcome.kind], outcome.message or "")
+            elif outcome.kind in _STATE_AFTER:
+                fr_ledger.record_problem(
+                    self.wh, outcome.po_number, _STATE_AFTER[outcome.kind], outcome.message or ""
+                )

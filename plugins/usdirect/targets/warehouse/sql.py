@@ -7,6 +7,7 @@ as Arrow. Connections come from the providers' own hooks, so connection ids work
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import re
 from collections.abc import Iterator, Sequence
@@ -19,6 +20,7 @@ import pyarrow.csv as pacsv
 from tenacity import Retrying, retry_if_exception, stop_before_delay, wait_exponential
 
 from usdirect.domain.errors import PermanentError
+from usdirect.domain.records import Record
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _COPY_CHUNK = 8 << 20
@@ -259,3 +261,81 @@ class Warehouse:
             for start in range(0, len(view), _COPY_CHUNK):
                 copy.write(view[start : start + _COPY_CHUNK])
         return data.num_rows
+
+
+# --- set-based upserts of record tables (stage, merge, replace children) ----------------------
+
+
+@dataclass(frozen=True)
+class UpsertCounts:
+    """Rows seen in the batch, rows that were new, rows whose status changed."""
+
+    seen: int
+    new: int
+    changed: int
+
+
+def stage(wh: Warehouse, conn: Any, record: Record, names: Sequence[str], data: pa.Table) -> str:
+    """Bulk-load ``data`` into a fresh temporary table with the record's columns ``names`` (no
+    constraints: rows are checked when they are merged); returns its name."""
+    name = f"_usd_stage_{record.stored_as}"
+    wh.execute(conn, f"DROP TABLE IF EXISTS {name}")
+    wh.execute(conn, f"CREATE TEMP TABLE {name} ({record.columns_sql(names, constraints=False)})")
+    wh.load_arrow(conn, name, data.select(list(names)))
+    return name
+
+
+def change_counts(wh: Warehouse, conn: Any, stage: str, record: Record) -> UpsertCounts:
+    """How many staged rows are new, and how many known ones change ``status``."""
+    (key,) = record.key
+    row = wh.fetchall(
+        conn,
+        f"SELECT count(DISTINCT s.{key}), "
+        f"count(DISTINCT CASE WHEN t.{key} IS NULL THEN s.{key} END), "
+        f"count(DISTINCT CASE WHEN t.{key} IS NOT NULL AND t.status IS DISTINCT FROM s.status "
+        f"THEN s.{key} END) FROM {stage} s LEFT JOIN {wh.table(record.stored_as)} t ON t.{key} = s.{key}",
+    )[0]
+    return UpsertCounts(int(row[0]), int(row[1]), int(row[2]))
+
+
+def merge_seen(
+    wh: Warehouse,
+    conn: Any,
+    stage: str,
+    record: Record,
+    names: Sequence[str],
+    newest: str | None,
+    run_id: str,
+) -> None:
+    """Upsert staged rows by the record's key, one per key (the ``newest`` wins, and an older row
+    never replaces a newer one), keeping ``first_seen_at`` and setting ``last_seen_at``/``run_id``."""
+    (key,) = record.key
+    name = record.stored_as
+    now = dt.datetime.now(dt.UTC)
+    order = f"{key}, {newest} DESC NULLS LAST" if newest else key
+    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in names if c != key)
+    guard = f" WHERE {name}.{newest} IS NULL OR EXCLUDED.{newest} >= {name}.{newest}" if newest else ""
+    wh.execute(
+        conn,
+        f"INSERT INTO {wh.table(name)} AS {name} ({', '.join(names)}, first_seen_at, last_seen_at, run_id) "
+        f"SELECT DISTINCT ON ({key}) {', '.join(names)}, CAST(%s AS TIMESTAMPTZ), CAST(%s AS TIMESTAMPTZ), "
+        f"CAST(%s AS TEXT) FROM {stage} ORDER BY {order} "
+        f"ON CONFLICT ({key}) DO UPDATE SET {updates}, last_seen_at = EXCLUDED.last_seen_at, "
+        f"run_id = EXCLUDED.run_id{guard}",
+        (now, now, run_id),
+    )
+
+
+def replace_children(wh: Warehouse, conn: Any, parent_stage: str, record: Record, data: pa.Table) -> None:
+    """Children of every staged parent are replaced by this batch's (the parent is the unit); the
+    child record's key is the parent's key and its own line key."""
+    child_stage = stage(wh, conn, record, record.names, data)
+    parent_key = record.key[0]
+    key = ", ".join(record.key)
+    names = ", ".join(record.names)
+    t = wh.table(record.stored_as)
+    wh.execute(conn, f"DELETE FROM {t} WHERE {parent_key} IN (SELECT {parent_key} FROM {parent_stage})")
+    wh.execute(
+        conn,
+        f"INSERT INTO {t} ({names}) SELECT DISTINCT ON ({key}) {names} FROM {child_stage} ORDER BY {key}",
+    )

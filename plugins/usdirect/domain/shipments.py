@@ -1,0 +1,51 @@
+"""The shipment record (``usdirect_shipments``) and its items (``usdirect_shipment_items``)."""
+
+from __future__ import annotations
+
+from usdirect.domain.records import DATE, INT, INT32, STRING, TIMESTAMP, Field, Record, Source, mapped
+
+SHIPMENT = Record(
+    "shipment",
+    "usdirect_shipments",
+    (
+        mapped("shipment_id", STRING, "US Direct's shipment id", required=True, nullable=False, key=True),
+        mapped("po_number", STRING, "the purchase order it ships", required=True, nullable=False),
+        mapped("carrier", STRING),
+        mapped("shipping_code", STRING),
+        mapped("method", STRING),
+        mapped("tracking_number", STRING),
+        mapped("status", STRING, "the platform's shipment status", required=True),
+        mapped("supplier_status", STRING, "US Direct's own status word"),
+        mapped("ship_date", DATE),
+        mapped("updated_at", TIMESTAMP, "when US Direct last changed it (newest wins)"),
+        Field("first_seen_at", TIMESTAMP, nullable=False, source=Source.WAREHOUSE),
+        Field("last_seen_at", TIMESTAMP, nullable=False, source=Source.WAREHOUSE),
+        Field(
+            "run_id",
+            STRING,
+            nullable=False,
+            source=Source.WAREHOUSE,
+            description="the run that last wrote it",
+        ),
+        Field(
+            "platform_shipment_id",
+            INT,
+            source=Source.WAREHOUSE,
+            description="id on the platform once delivered",
+        ),
+        Field("platform_status", STRING, source=Source.WAREHOUSE),
+        Field("platform_error", STRING, source=Source.WAREHOUSE, description="why the last delivery failed"),
+    ),
+)
+
+SHIPMENT_ITEM = Record(
+    "shipment item",
+    "usdirect_shipment_items",
+    (
+        Field("shipment_id", STRING, nullable=False, key=True, description="the parent shipment"),
+        mapped("line_number", INT32, required=True, nullable=False, key=True),
+        mapped("item_number", STRING, "US Direct item number", required=True),
+        mapped("sku", STRING),
+        mapped("quantity", INT32, "units shipped", required=True),
+    ),
+)
