@@ -33,6 +33,8 @@ from usdirect.operators.inventory_fetch import (
 from usdirect.settings.config import Account, Config
 
 if TYPE_CHECKING:
+    from airflow.sdk import XComArg
+
     from usdirect.engine.absence import Absence
     from usdirect.engine.partitions import Partition
     from usdirect.engine.reuse import MappedFeed
@@ -234,6 +236,7 @@ def load_inventory_warehouse(
             if operation == FULL:
                 counts = load_full(wh, account_id, run.run_id, feed, now, _absence(run, mapped), part)
             else:
+                assert isinstance(feed, Path)  # the changes never build on an earlier run's feed
                 counts = load_changes(wh, account_id, run.run_id, feed, now)
         if operation == CHANGES:
             run.record_window("warehouse", mapped)
@@ -308,7 +311,9 @@ def publish_inventory_platform(
 
 
 @task(task_id="record_feed_state", pool="default_pool")
-def record_feed_state(account_id: str, mapped: list[dict[str, Any]], delivered: list[Any]) -> None:
+def record_feed_state(
+    account_id: str, mapped: list[dict[str, Any]] | dict[str, Any], delivered: list[Any]
+) -> None:
     """Remember the delivered feed: validators for the next 304, SKU count for the shrink guard,
     its sequence number for the ``Absence`` rule.
 
@@ -321,18 +326,23 @@ def record_feed_state(account_id: str, mapped: list[dict[str, Any]], delivered: 
     from usdirect.targets.warehouse.inventory import FeedState, save_feed_state
 
     with operation_run(FULL, account_id) as run:
-        mapped = mapped[0] if isinstance(mapped, list) else mapped  # every entry has the feed's counts
+        feed = mapped[0] if isinstance(mapped, list) else mapped  # every entry has the feed's counts
         missing = max((sum(int(d.get("missing") or 0) for d in _outputs(x)) for x in delivered), default=0)
         state = FeedState(
-            etag=None if missing else mapped.get("etag"),
-            last_modified=None if missing else mapped.get("last_modified"),
-            sku_count=int(mapped["skus"]),
+            etag=None if missing else feed.get("etag"),
+            last_modified=None if missing else feed.get("last_modified"),
+            sku_count=int(feed["skus"]),
             run_id=run.run_id,
             loaded_at=dt.datetime.now(dt.UTC),
-            feed_seq=int(mapped.get("feed_seq") or 0),
+            feed_seq=int(feed.get("feed_seq") or 0),
         )
         save_feed_state(run.state_warehouse(), account_id, state)
         run.record.counts.update(skus=state.sku_count, feed_seq=state.feed_seq, missing=missing)
+
+
+def _upstream(output: XComArg) -> Any:
+    """An upstream task's output as a TaskFlow argument: the task receives the value it resolves to."""
+    return output
 
 
 def _deliver(cfg: Config, account: Account, mapped: Any, stage: str) -> list[Any]:
@@ -363,9 +373,9 @@ def define_get_inventory(cfg: Config, account: Account) -> None:
     """The shipped DAG: fetch_feed (the public operator) → map_feed → load/publish per partition →
     record_feed_state (TaskFlow tasks of this account of the settings file)."""
     fetch = UsDirectGetInventoryOperator(task_id="fetch_feed", account_id=account.id, from_settings=True)
-    mapped = map_feed(account.id, fetch.output)
+    mapped = map_feed(account.id, _upstream(fetch.output))
     delivered = _deliver(cfg, account, mapped, "inventory")
-    record_feed_state(account.id, mapped, delivered)
+    record_feed_state(account.id, _upstream(mapped), delivered)
 
 
 # --------------------------------------------------------------------------------------------- changes
@@ -395,5 +405,5 @@ def define_get_inventory_changes(cfg: Config, account: Account) -> None:
     fetch = UsDirectGetInventoryChangesOperator(
         task_id="fetch_changes", account_id=account.id, from_settings=True
     )
-    mapped = map_changes(account.id, fetch.output)
+    mapped = map_changes(account.id, _upstream(fetch.output))
     _deliver(cfg, account, mapped, "changes")

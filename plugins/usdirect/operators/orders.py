@@ -64,14 +64,14 @@ class UsDirectSendOrdersOperator(UsDirectBaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(operation_settings={"automatic": automatic, "max_workers": max_workers}, **kwargs)
-        self.dry_run = dry_run
+        self._dry_run = dry_run  # BaseOperator.dry_run is a method
         self.po_numbers = po_numbers
         self.confirm = confirm
         self.max_orders = max_orders
 
     def run_inputs(self) -> dict[str, Any]:
         inputs = {
-            "dry_run": self.dry_run,
+            "dry_run": self._dry_run,
             "po_numbers": po_list(self.po_numbers),
             "confirm": self.confirm,
             "max_orders": self.max_orders,
