@@ -11,9 +11,11 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 UV_HOME := $(VENV)/uv
 UV := $(UV_HOME)/bin/uv
-# index-args: the index pip is configured with, for uv (scripts/uv_index_args.py).
+# index-args: the index pip is configured with, for uv (scripts/uv_index_args.py). Bytecode is
+# compiled at install, as pip does: uv does not by default, and with PYTHONDONTWRITEBYTECODE set
+# (as on the test machines) every Airflow process would then compile its modules at each start.
 UV_PIP = $(UV) pip install --quiet --python $(BIN)/python $$(cat $(UV_HOME)/index-args) \
-	-c constraints.txt --build-constraints constraints.txt
+	--compile-bytecode -c constraints.txt --build-constraints constraints.txt
 RUNTIME_STAMP := $(VENV)/.installed-runtime
 DEV_STAMP := $(VENV)/.installed-dev
 
@@ -46,11 +48,9 @@ $(RUNTIME_STAMP): requirements.txt constraints.txt pyproject.toml plugins/usdire
 	$(UV_PIP) -r requirements.txt -e .
 	touch $@
 
-# Plus the tools. Everything is compiled to bytecode, as pip does, so that the first Airflow
-# start in the end-to-end tests does not compile its modules in four processes at once.
+# Plus the tools (`make test`, `make lint`).
 $(DEV_STAMP): $(RUNTIME_STAMP) requirements-dev.txt
 	$(UV_PIP) -r requirements.txt -r requirements-dev.txt
-	$(BIN)/python -m compileall -qq -j 0 $(VENV)/lib || true
 	touch $@
 
 demo: $(RUNTIME_STAMP)
