@@ -48,6 +48,8 @@ class UsDirectBaseOperator(BaseOperator):
     :param engine_memory_limit: DuckDB memory cap of the inventory engine (default 400MB).
     :param warehouse_memory_limit: Default memory cap of a DuckDB warehouse (default 400MB).
     :param spill_directory: Where DuckDB spills past its cap (default: the system temp folder).
+    :param operation_settings: For subclasses: the operation's own settings by their settings-file
+        names (unset ones are None).
     """
 
     operation: ClassVar[str]
