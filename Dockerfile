@@ -1,5 +1,6 @@
 # Airflow 3.3.2 image with the usdirect package, its DAGs, templates and config baked in.
-# Uses the same lock file as `make` and CI, so the image gets exactly the tested versions.
+# Uses the same lock file as `make` and CI, so the image gets exactly the tested versions: the
+# run-time set only, as `make demo` installs it (with pip here, the image's own installer; make uses uv).
 FROM apache/airflow:3.3.2-python3.11
 
 ARG AIRFLOW_VERSION=3.3.2
