@@ -52,17 +52,19 @@ class FlxpointHook(ApiHook):
 
     # ---------------------------------------------------------------- inventory
 
-    def update_variants(self, variants: list[dict]) -> dict:
+    def update_variants(self, variants: list[dict[str, Any]]) -> dict[str, Any]:
         """``PUT /inventory/variants`` (at most 50): ``{"updated": n, "notFound": [sku, ...]}``."""
         _check_batch(variants, MAX_VARIANTS_PER_CALL, "variants")
         return self.api("PUT", "/inventory/variants", json_body=variants) or {}
 
-    def create_parents(self, parents: list[dict]) -> dict:
+    def create_parents(self, parents: list[dict[str, Any]]) -> dict[str, Any]:
         """``POST /inventory/parents`` (at most 20; existing parents are updated in place)."""
         _check_batch(parents, MAX_PARENTS_PER_CALL, "parents")
         return self.api("POST", "/inventory/parents", json_body=parents) or {}
 
-    def iter_variants(self, skus: list[str] | None = None, page_size: int = 500) -> Iterator[list[dict]]:
+    def iter_variants(
+        self, skus: list[str] | None = None, page_size: int = 500
+    ) -> Iterator[list[dict[str, Any]]]:
         """Pages of variants (sorted by sku); only ``skus`` when given (queried 50 at a time)."""
         if not 1 <= page_size <= MAX_VARIANT_PAGE:
             raise ValueError(f"page_size must be between 1 and {MAX_VARIANT_PAGE}, got {page_size}")
@@ -81,7 +83,7 @@ class FlxpointHook(ApiHook):
 
     def variant_page(
         self, page: int, page_size: int = MAX_VARIANT_PAGE, skus: list[str] | None = None
-    ) -> tuple[list[dict], int]:
+    ) -> tuple[list[dict[str, Any]], int]:
         """One page of ``GET /inventory/variants`` and the total page count (to choose between
         listing everything and asking for SKUs 50 at a time)."""
         if skus is not None and not 1 <= len(skus) <= MAX_SKUS_PER_QUERY:
@@ -95,7 +97,7 @@ class FlxpointHook(ApiHook):
 
     def iter_fulfillment_requests(
         self, status: str = "Unprocessed", source_name: str = "US Direct", page_size: int = 100
-    ) -> Iterator[list[dict]]:
+    ) -> Iterator[list[dict[str, Any]]]:
         """Pages of fulfillment requests in ``status`` for ``source_name`` (oldest first).
 
         The whole list is read before the first page is yielded: the caller changes request
@@ -106,7 +108,7 @@ class FlxpointHook(ApiHook):
             raise ValueError(f"page_size must be between 1 and {MAX_FR_PAGE}, got {page_size}")
         params = {"status": status, "sourceName": source_name, "pageSize": page_size}
         seen: set[Any] = set()
-        snapshot: list[dict] = []
+        snapshot: list[dict[str, Any]] = []
         for page in iter_numbered(self._page_fetcher("/fulfillment-requests", "fulfillmentRequests", params)):
             for request in page:
                 if request.get("id") not in seen:
@@ -130,14 +132,14 @@ class FlxpointHook(ApiHook):
 
     # ---------------------------------------------------------------- shipments and invoices
 
-    def create_shipment(self, body: dict) -> tuple[int, bool]:
+    def create_shipment(self, body: dict[str, Any]) -> tuple[int, bool]:
         """``POST /shipments``: (id, True) when created, (existing id, False) on a known tracking no."""
         return self._create("/shipments", body)
 
     def update_shipment_status(self, shipment_id: int, status: str) -> None:
         self.api("PATCH", f"/shipments/{int(shipment_id)}", json_body={"status": status})
 
-    def create_source_invoice(self, body: dict) -> tuple[int, bool]:
+    def create_source_invoice(self, body: dict[str, Any]) -> tuple[int, bool]:
         """``POST /source-invoices``: (id, True), or (existing id, False) for a known invoice number."""
         return self._create("/source-invoices", body)
 
@@ -146,7 +148,7 @@ class FlxpointHook(ApiHook):
 
     # ---------------------------------------------------------------- helpers
 
-    def _create(self, path: str, body: dict) -> tuple[int, bool]:
+    def _create(self, path: str, body: dict[str, Any]) -> tuple[int, bool]:
         try:
             created = self.api("POST", path, json_body=body) or {}
         except DuplicateError as exc:
@@ -157,14 +159,14 @@ class FlxpointHook(ApiHook):
 
     def _page_fetcher(
         self, path: str, items_key: str, params: dict[str, Any]
-    ) -> Callable[[int], tuple[list[dict], int]]:
-        def fetch(page: int) -> tuple[list[dict], int]:
+    ) -> Callable[[int], tuple[list[dict[str, Any]], int]]:
+        def fetch(page: int) -> tuple[list[dict[str, Any]], int]:
             body = self.api("GET", path, params={**params, "page": page}) or {}
             return list(body.get(items_key) or []), int(body.get("totalPages") or 0)
 
         return fetch
 
 
-def _check_batch(items: list[dict], limit: int, what: str) -> None:
+def _check_batch(items: list[dict[str, Any]], limit: int, what: str) -> None:
     if len(items) > limit:
         raise ValueError(f"at most {limit} {what} per call, got {len(items)}: split the batch")

@@ -140,22 +140,22 @@ class UsDirectHook(ApiHook):
 
     # ---------------------------------------------------------------- pings and feed
 
-    def ping(self) -> dict:
+    def ping(self) -> dict[str, Any]:
         """``GET /v1/ping`` with the API Token: account id and name."""
         return self.api("GET", "/v1/ping") or {}
 
-    def reseller_ping(self) -> dict:
+    def reseller_ping(self) -> dict[str, Any]:
         """``GET /v1/reseller/ping`` with the Reseller Token."""
         return self._reseller_ping(None)
 
-    def _reseller_ping(self, settings: HttpSettings | None) -> dict:
+    def _reseller_ping(self, settings: HttpSettings | None) -> dict[str, Any]:
         return self._reseller_call("/v1/reseller/ping", settings) or {}
 
-    def head_feed(self) -> dict:
+    def head_feed(self) -> dict[str, Any]:
         """``HEAD`` of the Feed URL: status, content_length, content_type, etag, last_modified."""
         return self._head_feed(None)
 
-    def _head_feed(self, settings: HttpSettings | None) -> dict:
+    def _head_feed(self, settings: HttpSettings | None) -> dict[str, Any]:
         return feed.head_feed(
             self._feed_client(),
             self._feed_url(),
@@ -183,22 +183,24 @@ class UsDirectHook(ApiHook):
 
     # ---------------------------------------------------------------- inventory and shipments
 
-    def iter_inventory_changes(self, updated_since: datetime, limit: int = 1000) -> Iterator[list[dict]]:
+    def iter_inventory_changes(
+        self, updated_since: datetime, limit: int = 1000
+    ) -> Iterator[list[dict[str, Any]]]:
         """Pages of price/quantity changes since ``updated_since`` (see ``iter_keyset``)."""
         return self._iter_changes("/v1/inventory", "items", "sku", updated_since, limit, 1000)
 
-    def iter_shipments(self, updated_since: datetime, limit: int = 500) -> Iterator[list[dict]]:
+    def iter_shipments(self, updated_since: datetime, limit: int = 500) -> Iterator[list[dict[str, Any]]]:
         """Pages of shipments created or changed since ``updated_since``."""
         return self._iter_changes("/v1/shipments", "shipments", "shipment_id", updated_since, limit, 500)
 
     def _iter_changes(
         self, path: str, items_key: str, key: str, updated_since: datetime, limit: int, max_limit: int
-    ) -> Iterator[list[dict]]:
+    ) -> Iterator[list[dict[str, Any]]]:
         if not 1 <= limit <= max_limit:
             raise ValueError(f"limit must be between 1 and {max_limit} for {path}, got {limit}")
         since = iso_timestamp(updated_since)
 
-        def fetch(cursor: str | None) -> tuple[list[dict], str | None]:
+        def fetch(cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
             params: dict[str, Any] = {"updated_since": since, "limit": limit}
             if cursor:
                 params["cursor"] = cursor
@@ -207,7 +209,7 @@ class UsDirectHook(ApiHook):
 
         return iter_keyset(fetch, key)
 
-    def get_order_shipments(self, po_number: str) -> list[dict]:
+    def get_order_shipments(self, po_number: str) -> list[dict[str, Any]]:
         """All shipments of one order; empty when the order has none (or does not exist)."""
         try:
             body = self.api("GET", f"/v1/orders/{_seg(po_number)}/shipments") or {}
@@ -217,7 +219,7 @@ class UsDirectHook(ApiHook):
 
     # ---------------------------------------------------------------- orders and invoices
 
-    def submit_order(self, payload: dict) -> dict:
+    def submit_order(self, payload: dict[str, Any]) -> dict[str, Any]:
         """``POST /v1/orders`` once; returns the 201 body.
 
         Raises ``DuplicateError`` (409, ``existing_id`` = the order id), ``ValidationError``
@@ -229,14 +231,14 @@ class UsDirectHook(ApiHook):
         headers = {"Idempotency-Key": str(po_number)} if po_number else None
         return self.api("POST", "/v1/orders", json_body=payload, headers=headers, submission=True) or {}
 
-    def get_order(self, po_number: str) -> dict | None:
+    def get_order(self, po_number: str) -> dict[str, Any] | None:
         """The order as US Direct has it, or None when that PO was never created."""
         try:
             return self.api("GET", f"/v1/orders/{_seg(po_number)}")
         except NotFoundError:
             return None
 
-    def get_invoice(self, po_number: str) -> dict | None:
+    def get_invoice(self, po_number: str) -> dict[str, Any] | None:
         """The invoice of a PO (Reseller Token), or None while it is not invoiced yet."""
         try:
             return self._reseller_call(f"/v1/invoices/{_seg(po_number)}")

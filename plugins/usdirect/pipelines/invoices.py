@@ -31,7 +31,7 @@ ZERO = Decimal("0")
 
 
 class InvoiceClient(Protocol):
-    def get_invoice(self, po_number: str) -> dict | None: ...
+    def get_invoice(self, po_number: str) -> dict[str, Any] | None: ...
 
 
 @dataclass(frozen=True)

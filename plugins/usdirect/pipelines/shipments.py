@@ -29,11 +29,13 @@ ITEM_FIELDS = list(SHIPMENT_ITEM.names)
 
 
 class ShipmentClient(Protocol):
-    def iter_shipments(self, updated_since: dt.datetime, limit: int = ...) -> Iterable[list[dict]]: ...
+    def iter_shipments(
+        self, updated_since: dt.datetime, limit: int = ...
+    ) -> Iterable[list[dict[str, Any]]]: ...
 
-    def get_order_shipments(self, po_number: str) -> list[dict]: ...
+    def get_order_shipments(self, po_number: str) -> list[dict[str, Any]]: ...
 
-    def get_order(self, po_number: str) -> dict | None: ...
+    def get_order(self, po_number: str) -> dict[str, Any] | None: ...
 
 
 def map_batch(
@@ -131,11 +133,13 @@ def deliver_platform(hook: Any, batch: Batch, wh: Any | None) -> dict[str, Any]:
     return deliver_with_memory(hook, batch, wh, "shipments", "shipment_id", deliver_shipments)
 
 
-def deliver_with_memory(hook: Any, batch: Batch, wh: Any | None, kind: str, key: str, deliver: Any) -> dict:
+def deliver_with_memory(
+    hook: Any, batch: Batch, wh: Any | None, kind: str, key: str, deliver: Any
+) -> dict[str, Any]:
     """Deliver ``batch`` (plus earlier failures) using and updating what the warehouse remembers."""
     parents = batch.parents.to_pylist()
     children = batch.children_by(key)
-    known: dict[str, tuple] | None = None
+    known: dict[str, tuple[int | None, str | None]] | None = None
     if wh is not None:
         with wh.connect() as conn:
             retry, retry_children = wh_deliveries.failed_deliveries(wh, conn, kind)
