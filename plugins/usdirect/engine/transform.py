@@ -13,6 +13,7 @@ import json
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -187,7 +188,11 @@ def _joined(batches: list[FeedBatch]) -> tuple[pa.Table, pa.Array]:
 
 
 def transform_changes(
-    records: Iterable[list[dict]], template: Template, mapped: Path, rejects: Path, until: dt.datetime | None
+    records: Iterable[list[dict[str, Any]]],
+    template: Template,
+    mapped: Path,
+    rejects: Path,
+    until: dt.datetime | None,
 ) -> TransformResult:
     """Map /v1/inventory pages; rows updated at or after ``until`` belong to a later window.
 
@@ -253,7 +258,7 @@ def _finish(deduped: Deduped, rejects: Path, bad: list[pa.Table], read: int) -> 
     )
 
 
-def write_pages(pages: Iterable[list[dict]], path: Path) -> int:
+def write_pages(pages: Iterable[list[dict[str, Any]]], path: Path) -> int:
     """Stage /v1/inventory pages as JSON lines (one item per line); returns the item count."""
     count = 0
     with path.open("w", encoding="utf-8") as out:
@@ -264,9 +269,9 @@ def write_pages(pages: Iterable[list[dict]], path: Path) -> int:
     return count
 
 
-def read_pages(path: Path, size: int = RECORDS_PER_BATCH) -> Iterable[list[dict]]:
+def read_pages(path: Path, size: int = RECORDS_PER_BATCH) -> Iterable[list[dict[str, Any]]]:
     """Staged JSON lines back as lists of ``size`` items."""
-    page: list[dict] = []
+    page: list[dict[str, Any]] = []
     with path.open(encoding="utf-8") as src:
         for line in src:
             page.append(json.loads(line))

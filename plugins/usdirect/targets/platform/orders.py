@@ -31,11 +31,11 @@ class PlatformClient(Protocol):
 
     def flag_fulfillment_request(self, fr_id: int, status: str, message: str) -> None: ...
 
-    def create_shipment(self, body: dict) -> tuple[int, bool]: ...
+    def create_shipment(self, body: dict[str, Any]) -> tuple[int, bool]: ...
 
     def update_shipment_status(self, shipment_id: int, status: str) -> None: ...
 
-    def create_source_invoice(self, body: dict) -> tuple[int, bool]: ...
+    def create_source_invoice(self, body: dict[str, Any]) -> tuple[int, bool]: ...
 
     def update_source_invoice_status(self, invoice_id: int, invoice_status: str) -> None: ...
 
@@ -180,7 +180,7 @@ def deliver_shipments(
     hook: PlatformClient,
     shipments: Sequence[dict[str, Any]],
     items: dict[str, list[dict[str, Any]]],
-    known: dict[str, tuple] | None = None,
+    known: dict[str, tuple[int | None, str | None]] | None = None,
 ) -> list[Delivery]:
     """Deliver mapped shipments (``items`` by shipment_id); ``known`` from the warehouse if any."""
     known = known or {}
@@ -201,7 +201,7 @@ def deliver_invoices(
     hook: PlatformClient,
     invoices: Sequence[dict[str, Any]],
     lines: dict[str, list[dict[str, Any]]],
-    known: dict[str, tuple] | None = None,
+    known: dict[str, tuple[int | None, str | None]] | None = None,
 ) -> list[Delivery]:
     """Deliver mapped invoices (``lines`` by invoice_number); ``known`` from the warehouse if any."""
     known = known or {}
