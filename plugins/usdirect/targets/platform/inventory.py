@@ -57,9 +57,9 @@ _MISSING_COLUMNS = {"missing_feed_seq": "BIGINT", "missing_since": "TIMESTAMPTZ"
 class PlatformClient(Protocol):
     """The two FlxpointHook calls a publish needs."""
 
-    def update_variants(self, variants: list[dict]) -> dict: ...
+    def update_variants(self, variants: list[dict[str, Any]]) -> dict[str, Any]: ...
 
-    def create_parents(self, parents: list[dict]) -> dict: ...
+    def create_parents(self, parents: list[dict[str, Any]]) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -310,7 +310,7 @@ def publish(
         counts.archived += sum(1 for r in batch if r["_kind"] != "update" and r["sku"] not in not_found)
         counts.not_found += len(absent)
         missing.extend(r["sku"] for r in absent if not r["archived"])
-    creates: Iterator[dict] = _read_rows(plan.creates)
+    creates: Iterator[dict[str, Any]] = _read_rows(plan.creates)
     if missing and mapped is not None:
         creates = itertools.chain(creates, _rows_for(mapped, missing))
     for batch in _chunks(creates, POST_BATCH):
@@ -321,12 +321,12 @@ def publish(
     return counts
 
 
-def _read_rows(path: Path) -> Iterator[dict]:
+def _read_rows(path: Path) -> Iterator[dict[str, Any]]:
     for batch in pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS):
         yield from batch.to_pylist()
 
 
-def _rows_for(mapped: Path | MappedFeed, skus: list[str]) -> Iterator[dict]:
+def _rows_for(mapped: Path | MappedFeed, skus: list[str]) -> Iterator[dict[str, Any]]:
     engine = open_engine()
     try:
         engine.register("_usd_missing", pa.table({"sku": pa.array(skus, pa.string())}))
@@ -338,8 +338,8 @@ def _rows_for(mapped: Path | MappedFeed, skus: list[str]) -> Iterator[dict]:
     yield from table.to_pylist()
 
 
-def _chunks(rows: Iterator[dict], size: int) -> Iterator[list[dict]]:
-    batch: list[dict] = []
+def _chunks(rows: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    batch: list[dict[str, Any]] = []
     for r in rows:
         batch.append(r)
         if len(batch) == size:
@@ -353,7 +353,7 @@ def _money(value: Decimal | None) -> float | None:
     return None if value is None else float(value)
 
 
-def _variant(r: dict, fields: tuple[str, ...]) -> dict:
+def _variant(r: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
     body: dict[str, Any] = {
         "sku": r["sku"],
         "cost": _money(r["cost"]),
@@ -368,7 +368,7 @@ def _variant(r: dict, fields: tuple[str, ...]) -> dict:
     return body
 
 
-def _parent(r: dict) -> dict:
+def _parent(r: dict[str, Any]) -> dict[str, Any]:
     variant = {
         "sku": r["sku"],
         "title": r["title"],
@@ -384,7 +384,7 @@ def _parent(r: dict) -> dict:
     return {"sku": r["sku"], "title": r["title"], "manufacturer": r["brand"], "variants": [variant]}
 
 
-def _record(wh: Warehouse, account: str, run_id: str, rows: list[dict]) -> None:
+def _record(wh: Warehouse, account: str, run_id: str, rows: list[dict[str, Any]]) -> None:
     """Commit what the platform acknowledged (one short transaction per call)."""
     if not rows:
         return

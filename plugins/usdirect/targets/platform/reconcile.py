@@ -70,7 +70,7 @@ class VariantReader(Protocol):
 
     def variant_page(
         self, page: int, page_size: int = PAGE, skus: list[str] | None = None
-    ) -> tuple[list[dict], int]: ...
+    ) -> tuple[list[dict[str, Any]], int]: ...
 
 
 @dataclass
@@ -221,7 +221,7 @@ def _read_platform(client: VariantReader, skus: list[str], out: Path) -> tuple[i
         return calls, "skus"
 
 
-def _variants(rows: list[dict]) -> pa.Table:
+def _variants(rows: list[dict[str, Any]]) -> pa.Table:
     return pa.Table.from_pylist(
         [
             {

@@ -33,11 +33,13 @@ _DELIVERED = {
 }
 
 
-def platform_state(wh: Warehouse, conn: Any, kind: str, keys: Sequence[str]) -> dict[str, tuple]:
+def platform_state(
+    wh: Warehouse, conn: Any, kind: str, keys: Sequence[str]
+) -> dict[str, tuple[int | None, str | None]]:
     """``key -> (platform id, platform status)`` of the shipments/invoices already delivered."""
     d = _DELIVERED[kind]
     ensure_tables(wh, conn)
-    out: dict[str, tuple] = {}
+    out: dict[str, tuple[int | None, str | None]] = {}
     for start in range(0, len(keys), 500):
         chunk = list(keys[start : start + 500])
         marks = ", ".join(["%s"] * len(chunk))

@@ -213,7 +213,9 @@ class Warehouse:
             return int(row[0]) if row and isinstance(row[0], int) else -1
         return cur.rowcount
 
-    def fetchall(self, conn: Any, statement: str, params: Sequence[Any] | None = None) -> list[tuple]:
+    def fetchall(
+        self, conn: Any, statement: str, params: Sequence[Any] | None = None
+    ) -> list[tuple[Any, ...]]:
         cur = self._cursor(conn)
         cur.execute(self.sql(statement), params or ())
         return cur.fetchall()
