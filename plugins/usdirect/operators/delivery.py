@@ -35,7 +35,7 @@ def deliver_staged_to_platform(
     run: OperationRun,
     stage: str,
     noun: str,
-    deliver: Callable[[Any, Any, Any], dict],
+    deliver: Callable[[Any, Any, Any], dict[str, Any]],
     window: Mapping[str, Any] | None = None,
 ) -> dict[str, int]:
     """Read the staged batch, send it with ``deliver(platform, batch, warehouse)``, record the counts.
@@ -44,8 +44,8 @@ def deliver_staged_to_platform(
     others were delivered, so a retry sends only what is missing. With the fetch's ``window``
     (a windowed operation), a complete delivery moves the DAG's watermark on for the platform.
     """
+    from usdirect.domain.batch import Batch
     from usdirect.hooks.flxpoint import FlxpointHook
-    from usdirect.pipelines.shipments import Batch
 
     batch = Batch.read(run.staging(stage))
     with FlxpointHook(run.account.flxpoint_conn_id) as platform:

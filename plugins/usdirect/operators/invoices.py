@@ -10,12 +10,15 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from usdirect.operators.base import OperationRun
 from usdirect.operators.delivery import UsDirectStagedTargetOperator, deliver_staged_to_platform, wire_targets
 from usdirect.operators.usdirect_operator import UsDirectBaseOperator, po_list
 from usdirect.settings.config import Account, Config
+
+if TYPE_CHECKING:
+    from usdirect.pipelines.invoices import Candidate
 
 OPERATION = "get_invoices"
 STAGE = "invoices"
@@ -128,7 +131,9 @@ def fetch_invoices(run: OperationRun, only_named: bool = False) -> dict[str, int
     return counts
 
 
-def _platform_candidates(run: OperationRun, today: dt.date, overdue_days: int, skip: set[str]) -> list:
+def _platform_candidates(
+    run: OperationRun, today: dt.date, overdue_days: int, skip: set[str]
+) -> list[Candidate]:
     from usdirect.hooks.flxpoint import FlxpointHook
     from usdirect.pipelines.invoices import Candidate
     from usdirect.targets.platform.orders import processed_requests
@@ -141,8 +146,8 @@ def _platform_candidates(run: OperationRun, today: dt.date, overdue_days: int, s
 
 def load_warehouse(run: OperationRun) -> dict[str, int]:
     """Upsert invoices and lines by invoice_number; note overdue POs for the reconciliation view."""
+    from usdirect.domain.batch import Batch
     from usdirect.pipelines import invoices
-    from usdirect.pipelines.shipments import Batch
 
     folder = run.staging(STAGE)
     batch = Batch.read(folder)

@@ -84,6 +84,7 @@ class UsDirectSendOrdersOperator(UsDirectBaseOperator):
 
 def send_orders(run: OperationRun) -> dict[str, int]:
     """Map, validate and send the pending fulfillment requests; record each outcome."""
+    from usdirect.domain.orders import OutcomeKind
     from usdirect.hooks.flxpoint import FlxpointHook
     from usdirect.hooks.usdirect import UsDirectHook
     from usdirect.mapping import load_template
@@ -113,7 +114,7 @@ def send_orders(run: OperationRun) -> dict[str, int]:
             _count(run, exc.report)
             raise
     counts = _count(run, report)
-    attention = [o for o in report.outcomes if o.kind == orders.OutcomeKind.NEEDS_ATTENTION]
+    attention = [o for o in report.outcomes if o.kind == OutcomeKind.NEEDS_ATTENTION]
     for outcome in attention:
         log.warning("PO %s needs attention: %s", outcome.po_number, outcome.message)
     if options.dry_run:
@@ -140,13 +141,13 @@ def send_orders(run: OperationRun) -> dict[str, int]:
 
 
 def _count(run: Any, report: Any) -> dict[str, int]:
-    from usdirect.pipelines import orders
+    from usdirect.domain.orders import OutcomeKind
 
     counts = report.counts
     run.record.counts.update(counts)
     run.record.rows_in = len(report.outcomes)
-    run.record.rows_out = counts[orders.OutcomeKind.SUBMITTED]
-    run.record.rows_rejected = counts[orders.OutcomeKind.NEEDS_ATTENTION]
+    run.record.rows_out = counts[OutcomeKind.SUBMITTED]
+    run.record.rows_rejected = counts[OutcomeKind.NEEDS_ATTENTION]
     return counts
 
 

@@ -133,9 +133,10 @@ def fetch_shipments(run: OperationRun) -> dict[str, Any]:
 
 def load_warehouse(run: OperationRun, fetched: dict[str, Any]) -> dict[str, int]:
     """Upsert the staged batch and the order statuses; the warehouse watermark moves on."""
+    from usdirect.domain.batch import Batch
     from usdirect.pipelines import shipments
 
-    batch = shipments.Batch.read(run.staging(STAGE))
+    batch = Batch.read(run.staging(STAGE))
     status_file = run.staging(STAGE) / ORDER_STATUS
     statuses = json.loads(status_file.read_text()) if status_file.exists() else {}
     counts = shipments.load_warehouse(run.warehouse(), batch, run.run_id, statuses)
