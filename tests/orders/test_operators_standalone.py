@@ -113,12 +113,13 @@ def test_readme_example_gets_invoices_for_the_pos_a_sql_query_returns(
     standalone_env: tuple[SandboxInfo, Warehouse], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sb, wh = standalone_env
+    p = wh.placeholder
     created = _send_and_ship(sb, tmp_path, monkeypatch)
     disputed = created[:3]
     with wh.connect() as conn:
         wh.execute(conn, "CREATE TABLE disputed_orders (po_number VARCHAR)")
         for po in disputed:
-            wh.execute(conn, "INSERT INTO disputed_orders VALUES (%s)", (po,))
+            wh.execute(conn, f"INSERT INTO disputed_orders VALUES ({p})", (po,))
 
     run = _dag(REPO / "examples", "example_usdirect_invoices_for_sql_pos", monkeypatch).test()
     assert _states(run) == {
@@ -160,3 +161,24 @@ def test_po_numbers_arrive_as_lists_strings_or_query_rows() -> None:
     assert po_list([["A-1"], ("A-2",)]) == ["A-1", "A-2"]
     with pytest.raises(ValueError, match="one column"):
         po_list([["A-1", "x"]])
+
+
+def test_operator_settings_are_checked_like_the_settings_file(tmp_path: Path) -> None:
+    from usdirect.settings.config import ConfigError, operation_config
+
+    cfg = operation_config(
+        tmp_path / "dag.py",
+        "get_shipments",
+        {"id": "default", "targets": ["platform"]},
+        {"schedule": None, "template": "mappings/shipments.yaml", "overlap_minutes": 10},
+    )
+    assert set(cfg.operations) == {"get_shipments"}  # one operation is enough here, not in a file
+    assert cfg.operations["get_shipments"].straggler_age_hours == 72  # the settings file's default
+    assert cfg.template_path(cfg.accounts[0], "get_shipments") == tmp_path / "mappings" / "shipments.yaml"
+    with pytest.raises(ConfigError, match=r"operations\.get_shipments\.overlap_minutes: .*greater than"):
+        operation_config(
+            tmp_path / "dag.py",
+            "get_shipments",
+            {"id": "default"},
+            {"schedule": None, "template": "t.yaml", "overlap_minutes": -1},
+        )
