@@ -82,12 +82,13 @@ def warehouse(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, t
 
 def stored_columns(wh: Warehouse, table: str) -> list[tuple[str, pa.DataType, bool]]:
     """(name, Arrow type, nullable) of each column of ``table`` as the engine reports it."""
+    p = wh.placeholder
     with wh.connect() as conn:
         rows = wh.fetchall(
             conn,
             "SELECT column_name, data_type, numeric_precision, numeric_scale, is_nullable "
-            "FROM information_schema.columns WHERE table_name = %s "
-            "AND table_schema = COALESCE(%s, current_schema()) ORDER BY ordinal_position",
+            f"FROM information_schema.columns WHERE table_name = {p} "
+            f"AND table_schema = COALESCE({p}, current_schema()) ORDER BY ordinal_position",
             (table, wh.schema),
         )
     out = []
@@ -101,13 +102,14 @@ def stored_columns(wh: Warehouse, table: str) -> list[tuple[str, pa.DataType, bo
 
 
 def primary_key(wh: Warehouse, table: str) -> tuple[str, ...]:
+    p = wh.placeholder
     with wh.connect() as conn:
         rows = wh.fetchall(
             conn,
             "SELECT k.column_name FROM information_schema.table_constraints c "
             "JOIN information_schema.key_column_usage k ON k.constraint_name = c.constraint_name "
             "AND k.table_name = c.table_name AND k.table_schema = c.table_schema "
-            "WHERE c.table_name = %s AND c.table_schema = COALESCE(%s, current_schema()) "
+            f"WHERE c.table_name = {p} AND c.table_schema = COALESCE({p}, current_schema()) "
             "AND c.constraint_type = 'PRIMARY KEY' ORDER BY k.ordinal_position",
             (table, wh.schema),
         )

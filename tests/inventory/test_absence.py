@@ -138,6 +138,7 @@ def test_tables_of_an_earlier_release_gain_the_new_columns(wh: Warehouse, tmp_pa
     """An existing deployment upgrades in place: its tables get the columns on the next run."""
     from usdirect.targets.platform.inventory import LEDGER
 
+    p = wh.placeholder
     with wh.connect() as conn:
         wh.execute(
             conn,
@@ -162,7 +163,7 @@ def test_tables_of_an_earlier_release_gain_the_new_columns(wh: Warehouse, tmp_pa
             wh.execute(conn, f"CREATE UNIQUE INDEX {table}_{index} ON {wh.table(table)} ({keys})")
         wh.execute(
             conn,
-            f"INSERT INTO {wh.table(iw.FEED_STATE)} VALUES ('main', 'inventory', NULL, NULL, 10, 'r0', %s)",
+            f"INSERT INTO {wh.table(iw.FEED_STATE)} VALUES ('main', 'inventory', NULL, NULL, 10, 'r0', {p})",
             (NOW,),
         )
     full, short = _feeds()

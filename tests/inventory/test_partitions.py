@@ -97,7 +97,8 @@ def test_slices_agree_between_duckdb_and_postgres(wh: Warehouse) -> None:
         }
     with wh.connect() as conn:
         stored = {
-            s: int(wh.fetchall(conn, f"SELECT {slice_sql(wh.dialect, '%s', 7)}", (s,))[0][0]) for s in skus
+            s: int(wh.fetchall(conn, f"SELECT {slice_sql(wh.dialect, wh.placeholder, 7)}", (s,))[0][0])
+            for s in skus
         }
     assert stored == engine
     assert set(engine.values()) == set(range(7))
@@ -121,10 +122,11 @@ def _partition_rows(env: Env, rows: int | None) -> None:
 
 
 def _rows(env: Env, run: Any, task_id: str) -> list[dict[str, Any]]:
+    p = env.wh.placeholder
     with env.wh.connect() as conn:
         found = env.wh.fetchall(
             conn,
-            f"SELECT counts FROM {env.wh.table('usdirect_runs')} WHERE run_id = %s AND task_id = %s",
+            f"SELECT counts FROM {env.wh.table('usdirect_runs')} WHERE run_id = {p} AND task_id = {p}",
             (run.run_id, task_id),
         )
     return [json.loads(r[0]) for r in found]

@@ -146,6 +146,7 @@ def test_reconcile_is_due_on_the_first_publish_and_every_n_days(wh: Warehouse, t
     from usdirect.targets.platform.inventory import adopt_published
     from usdirect.targets.platform.reconcile import RECONCILES, ensure_reconciles, reconcile_due
 
+    p = wh.placeholder
     now = dt.datetime(2026, 12, 1, 5, 0, tzinfo=dt.UTC)
     assert "first publish" in (reconcile_due(wh, "main", None, now) or "")
     adopt_published(wh, "main", "adopt", mapped_file(tmp_path, [row("1")], "v1"))
@@ -155,7 +156,7 @@ def test_reconcile_is_due_on_the_first_publish_and_every_n_days(wh: Warehouse, t
         ensure_reconciles(wh, conn)
         wh.execute(
             conn,
-            f"INSERT INTO {wh.table(RECONCILES)} VALUES ('main', 'r', %s, 1, 1, 0, 1)",
+            f"INSERT INTO {wh.table(RECONCILES)} VALUES ('main', 'r', {p}, 1, 1, 0, 1)",
             (now - dt.timedelta(days=3),),
         )
     assert reconcile_due(wh, "main", 7, now) is None

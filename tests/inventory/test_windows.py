@@ -16,11 +16,12 @@ QUARTER = dt.timedelta(minutes=15)
 
 
 def _fetch_counts(env: Env, run_id: str) -> tuple[dt.datetime, dt.datetime, dict]:
+    p = env.wh.placeholder
     with env.wh.connect() as conn:
         ((start, end, counts),) = env.wh.fetchall(
             conn,
             f"SELECT window_start, window_end, counts FROM {env.wh.table('usdirect_runs')} "
-            "WHERE run_id = %s AND task_id = 'fetch_changes' AND outcome = 'success'",
+            f"WHERE run_id = {p} AND task_id = 'fetch_changes' AND outcome = 'success'",
             (run_id,),
         )
     return start.astimezone(dt.UTC), end.astimezone(dt.UTC), json.loads(counts)

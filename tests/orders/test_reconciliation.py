@@ -118,6 +118,7 @@ def test_every_row_of_the_view_matches_the_sandbox_after_a_full_cycle(
     sb = sandbox_factory(**FAST_SANDBOX)
     use_sandbox(sb, monkeypatch, **FAST_CLIENT)
     wh = warehouse
+    p = wh.placeholder
     frs = {fr["fulfillmentRequestNumber"]: fr for fr in usdirect_frs(sb)}
     with wh.connect() as conn:
         frq.import_fulfillment_requests(wh, conn, list(frs.values()))
@@ -141,8 +142,8 @@ def test_every_row_of_the_view_matches_the_sandbox_after_a_full_cycle(
         types = dict(
             wh.fetchall(
                 conn,
-                "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = %s "
-                "AND table_schema = COALESCE(%s, current_schema())",
+                f"SELECT column_name, data_type FROM information_schema.columns WHERE table_name = {p} "
+                f"AND table_schema = COALESCE({p}, current_schema())",
                 (ot.RECONCILIATION, wh.schema),
             )
         )

@@ -174,7 +174,7 @@ def test_stragglers_are_every_po_not_fully_shipped_and_take_its_new_status(
         held = duck_wh.fetchall(
             conn,
             f"SELECT shipment_id, supplier_status FROM {duck_wh.table(ot.SHIPMENTS)} "
-            f"WHERE po_number IN ({', '.join(['%s'] * len(open_pos))}) ORDER BY shipment_id",
+            f"WHERE po_number IN ({duck_wh.marks(len(open_pos))}) ORDER BY shipment_id",
             open_pos,
         )
     assert held == sorted((s["shipment_id"], s["status"]) for po in open_pos for s in truth[po])
@@ -249,11 +249,12 @@ def _fetched(run: Any) -> tuple[dt.datetime, dt.datetime, dict[str, Any]]:
 
 def _audited_window(wh: Warehouse, run: Any) -> tuple[dt.datetime, dt.datetime, dict[str, Any]]:
     """The window and counts on the fetch task's usdirect_runs row (warehouse accounts)."""
+    p = wh.placeholder
     with wh.connect() as conn:
         ((start, end, counts),) = wh.fetchall(
             conn,
             f"SELECT window_start, window_end, counts FROM {wh.table('usdirect_runs')} "
-            "WHERE run_id = %s AND task_id = 'fetch_shipments' AND outcome = 'success'",
+            f"WHERE run_id = {p} AND task_id = 'fetch_shipments' AND outcome = 'success'",
             (run.run_id,),
         )
     return start.astimezone(UTC), end.astimezone(UTC), json.loads(counts)
@@ -348,6 +349,7 @@ def test_a_po_cancelled_while_processing_is_recorded_by_get_shipments_and_not_lo
     from tests.support.order_tables import reconciliation_rows
 
     sb, wh, _ = paused_env(["warehouse"])
+    p = wh.placeholder
     with wh.connect() as conn:
         frq.import_fulfillment_requests(wh, conn, usdirect_frs(sb))
     report = orders.send_orders(orders_template, UsDirectHook(), orders.SendOptions(), wh=wh)
@@ -375,7 +377,7 @@ def test_a_po_cancelled_while_processing_is_recorded_by_get_shipments_and_not_lo
     assert _fetched(run)[2]["stragglers_checked"] == len(stragglers)
     with wh.connect() as conn:
         ((status,),) = wh.fetchall(
-            conn, f"SELECT order_status FROM {wh.table(ot.FR)} WHERE po_number = %s", (po,)
+            conn, f"SELECT order_status FROM {wh.table(ot.FR)} WHERE po_number = {p}", (po,)
         )
     assert status == "cancelled"
     assert (reconciliation_rows(wh)[po]["state"], reconciliation_rows(wh)[po]["fulfillment_state"]) == (

@@ -171,10 +171,11 @@ def ok_count(calls: dict[str, dict[str, int]], endpoint: str) -> int:
 
 
 def task_counts(env: Env, run: Any, task_id: str) -> dict[str, Any]:
+    p = env.wh.placeholder
     with env.wh.connect() as conn:
         rows = env.wh.fetchall(
             conn,
-            f"SELECT counts FROM {env.wh.table('usdirect_runs')} WHERE run_id = %s AND task_id = %s",
+            f"SELECT counts FROM {env.wh.table('usdirect_runs')} WHERE run_id = {p} AND task_id = {p}",
             (run.run_id, task_id),
         )
     return json.loads(rows[-1][0])

@@ -79,18 +79,19 @@ def test_rejects_injected_identifiers(monkeypatch: pytest.MonkeyPatch, tmp_path:
 
 def test_statements_share_the_transaction(warehouse: Warehouse) -> None:
     """execute/fetchall run inside connect()'s transaction: they see TEMP tables and roll back."""
+    p = warehouse.placeholder
     t = warehouse.table("txn_check")
     with warehouse.connect() as conn:
         warehouse.execute(conn, f"DROP TABLE IF EXISTS {t}")
     with pytest.raises(RuntimeError), warehouse.connect() as conn:
         warehouse.execute(conn, f"CREATE TABLE {t} (a INTEGER)")
         warehouse.execute(conn, "CREATE TEMP TABLE scratch (a INTEGER)")
-        warehouse.execute(conn, "INSERT INTO scratch VALUES (%s)", (7,))
+        warehouse.execute(conn, f"INSERT INTO scratch VALUES ({p})", (7,))
         assert warehouse.fetchall(conn, "SELECT a FROM scratch") == [(7,)]
         raise RuntimeError("abort")
     with warehouse.connect() as conn:
         assert warehouse.fetchall(
-            conn, "SELECT count(*) FROM information_schema.tables WHERE table_name = %s", ("txn_check",)
+            conn, f"SELECT count(*) FROM information_schema.tables WHERE table_name = {p}", ("txn_check",)
         ) == [(0,)]
 
 

@@ -191,7 +191,7 @@ class OperationRun:
             rows = wh.fetchall(
                 conn,
                 f"SELECT max(window_end) FROM {wh.table('usdirect_runs')} "
-                "WHERE dag_id = %s AND outcome = 'success'",
+                f"WHERE dag_id = {wh.placeholder} AND outcome = 'success'",
                 (self.dag_id,),
             )
         value = rows[0][0] if rows else None

@@ -205,6 +205,7 @@ def _mark_missing(
     Written in the plan's transaction: the marks record what the feed said, not what the platform
     acknowledged. A retry of the same feed finds them set and counts it once.
     """
+    p = wh.placeholder
     engine.execute(
         "CREATE OR REPLACE TEMP TABLE _usd_marks AS "
         "SELECT l.sku, TRUE AS mark FROM _usd_ledger l ANTI JOIN _usd_pub p ON p.sku = l.sku "
@@ -224,9 +225,9 @@ def _mark_missing(
         wh.load_arrow(conn, source, engine.sql("SELECT sku, mark FROM _usd_marks").to_arrow_table())
     wh.execute(
         conn,
-        f"UPDATE {wh.table(LEDGER)} AS t SET missing_feed_seq = CASE WHEN m.mark THEN %s END, "
-        f"missing_since = CASE WHEN m.mark THEN %s END FROM {source} m "
-        "WHERE t.account = %s AND t.sku = m.sku",
+        f"UPDATE {wh.table(LEDGER)} AS t SET missing_feed_seq = CASE WHEN m.mark THEN {p} END, "
+        f"missing_since = CASE WHEN m.mark THEN {p} END FROM {source} m "
+        f"WHERE t.account = {p} AND t.sku = m.sku",
         (absence.feed_seq, now, account),
     )
     return dataclasses.replace(plan, missing=int(missing))
@@ -390,7 +391,7 @@ def _record(wh: Warehouse, account: str, run_id: str, rows: list[dict[str, Any]]
         return
     now = dt.datetime.now(dt.UTC)
     cols = ("account", *_LEDGER_COLUMNS, "run_id", "published_at")
-    values = ", ".join(["(" + ", ".join(["%s"] * len(cols)) + ")"] * len(rows))
+    values = ", ".join(["(" + wh.marks(len(cols)) + ")"] * len(rows))
     params: list[Any] = []
     for r in rows:
         params.extend([account, *(r[c] for c in _LEDGER_COLUMNS), run_id, now])
@@ -411,10 +412,11 @@ def adopt_published(wh: Warehouse, account: str, run_id: str, mapped: Path | Map
     another integration): the first publish then sends only what differs, not the whole catalog
     (a million SKUs would be 50,000 create calls, seven hours at 2 requests per second).
     """
+    p = wh.placeholder
     cols = ", ".join(_LEDGER_COLUMNS)
     with wh.connect() as conn:
         ensure_ledger(wh, conn)
-        wh.execute(conn, f"DELETE FROM {wh.table(LEDGER)} WHERE account = %s", (account,))
+        wh.execute(conn, f"DELETE FROM {wh.table(LEDGER)} WHERE account = {p}", (account,))
         select = (
             f"SELECT {sql_literal(account)} AS account, {cols}, {sql_literal(run_id)} AS run_id, "
             f"now() AS published_at FROM {feed_source(mapped)}"
@@ -439,11 +441,12 @@ def adopt_published(wh: Warehouse, account: str, run_id: str, mapped: Path | Map
 
 def published(wh: Warehouse, account: str) -> pa.Table:
     """The ledger of an account (for tests and the run summary)."""
+    p = wh.placeholder
     with wh.connect() as conn:
         ensure_ledger(wh, conn)
         rows = wh.fetchall(
             conn,
-            f"SELECT {', '.join(_LEDGER_COLUMNS)} FROM {wh.table(LEDGER)} WHERE account = %s",
+            f"SELECT {', '.join(_LEDGER_COLUMNS)} FROM {wh.table(LEDGER)} WHERE account = {p}",
             (account,),
         )
     return pa.Table.from_pylist([dict(zip(_LEDGER_COLUMNS, r, strict=True)) for r in rows])

@@ -106,15 +106,16 @@ def ensure_reconciles(wh: Warehouse, conn: Any) -> None:
 def reconcile_due(wh: Warehouse, account: str, every_days: int | None, now: dt.datetime) -> str | None:
     """Why this run must reconcile, or None: the account's first publish (an empty ledger), or the
     last reconcile is ``every_days`` old (the ``reconcile_every_days`` setting)."""
+    p = wh.placeholder
     with wh.connect() as conn:
         ensure_ledger(wh, conn)
         ensure_reconciles(wh, conn)
-        if not wh.fetchall(conn, f"SELECT 1 FROM {wh.table(LEDGER)} WHERE account = %s LIMIT 1", (account,)):
+        if not wh.fetchall(conn, f"SELECT 1 FROM {wh.table(LEDGER)} WHERE account = {p} LIMIT 1", (account,)):
             return "first publish of this account: the platform may already hold its variants"
         if every_days is None:
             return None
         last = wh.fetchall(
-            conn, f"SELECT max(reconciled_at) FROM {wh.table(RECONCILES)} WHERE account = %s", (account,)
+            conn, f"SELECT max(reconciled_at) FROM {wh.table(RECONCILES)} WHERE account = {p}", (account,)
         )[0][0]
     if last is None or now - last >= dt.timedelta(days=every_days):
         return f"reconcile_every_days is {every_days} and the last reconcile was {last or 'never'}"
@@ -292,6 +293,7 @@ def _replace_ledger(
     partition: Partition | None = None,
 ) -> None:
     """Swap the account's ledger for the rebuilt one and record the reconcile, in one transaction."""
+    p = wh.placeholder
     cols = "sku, cost, msrp, map, quantity, archived, source_updated_at, missing_feed_seq, missing_since"
     select = (
         f"SELECT {sql_literal(account)} AS account, {cols}, {sql_literal(run_id)} AS run_id, "
@@ -299,7 +301,7 @@ def _replace_ledger(
     )
     with wh.connect() as conn:
         ensure_ledger(wh, conn)
-        mine = "account = %s" + and_in(partition, wh.dialect)
+        mine = f"account = {p}" + and_in(partition, wh.dialect)
         wh.execute(conn, f"DELETE FROM {wh.table(LEDGER)} WHERE {mine}", (account,))
         for batch in _batches(engine, select, text_stamps=wh.dialect == "postgres"):
             wh.load_arrow(conn, wh.table(LEDGER), batch)
@@ -307,7 +309,7 @@ def _replace_ledger(
         wh.execute(
             conn,
             f"INSERT INTO {wh.table(RECONCILES)} (account, run_id, reconciled_at, our_skus, on_platform, "
-            "ledger_corrected, read_calls) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            f"ledger_corrected, read_calls) VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p})",
             (
                 account,
                 run_id,

@@ -48,11 +48,12 @@ def ensure_audit_tables(wh: Warehouse, conn: Any) -> None:
 def _add_kept_row_column(wh: Warehouse, conn: Any) -> None:
     """Tables created before ``kept_row_number`` existed get it (checked first: on Postgres an ALTER
     takes an exclusive lock even when it changes nothing)."""
+    p = wh.placeholder
     schema = wh.schema
     found = wh.fetchall(
         conn,
         f"SELECT 1 FROM information_schema.columns WHERE table_name = '{REJECT.stored_as}' "
-        f"AND column_name = '{KEPT_ROW}' AND table_schema = " + ("%s" if schema else "current_schema()"),
+        f"AND column_name = '{KEPT_ROW}' AND table_schema = " + (p if schema else "current_schema()"),
         (schema,) if schema else None,
     )
     if not found:
@@ -70,7 +71,7 @@ def record_run(wh: Warehouse, rec: RunRecord, outcome: str, message: str | None 
         wh.execute(
             conn,
             f"INSERT INTO {wh.table(RUN.stored_as)} ({', '.join(RUN.names)}) "
-            f"VALUES ({', '.join(['%s'] * len(RUN.names))})",
+            f"VALUES ({wh.marks(len(RUN.names))})",
             (
                 rec.run_id,
                 rec.dag_id,
@@ -96,11 +97,12 @@ def record_run(wh: Warehouse, rec: RunRecord, outcome: str, message: str | None 
 
 def write_rejects(wh: Warehouse, conn: Any, run_id: str, rejects: pa.Table) -> int:
     """Append rejects (schema ``REJECT_SCHEMA``) for a run; re-running a run replaces its rows."""
+    p = wh.placeholder
     ensure_audit_tables(wh, conn)
     t = wh.table(REJECT.stored_as)
     ops = sorted(set(rejects.column("operation").to_pylist())) if rejects.num_rows else []
     for op in ops:
-        wh.execute(conn, f"DELETE FROM {t} WHERE run_id = %s AND operation = %s", (run_id, op))
+        wh.execute(conn, f"DELETE FROM {t} WHERE run_id = {p} AND operation = {p}", (run_id, op))
     if rejects.num_rows == 0:
         return 0
     data = conform_rejects(rejects)

@@ -42,7 +42,7 @@ def platform_state(
     out: dict[str, tuple[int | None, str | None]] = {}
     for start in range(0, len(keys), 500):
         chunk = list(keys[start : start + 500])
-        marks = ", ".join(["%s"] * len(chunk))
+        marks = wh.marks(len(chunk))
         for k, pid, status in wh.fetchall(
             conn,
             f"SELECT {d.key}, {d.id_col}, platform_status FROM {wh.table(d.parent.stored_as)} "
@@ -84,12 +84,13 @@ def record_platform_delivery(
     wh: Warehouse, conn: Any, kind: str, rows: Sequence[tuple[str, int | None, str | None, str | None]]
 ) -> None:
     """Remember what the platform holds: ``(key, platform id, platform status, error)`` per row."""
+    p = wh.placeholder
     d = _DELIVERED[kind]
     name, key, id_col = d.parent.stored_as, d.key, d.id_col
     if not rows:
         return
     values = ", ".join(
-        ["(CAST(%s AS TEXT), CAST(%s AS BIGINT), CAST(%s AS TEXT), CAST(%s AS TEXT))"] * len(rows)
+        [f"(CAST({p} AS TEXT), CAST({p} AS BIGINT), CAST({p} AS TEXT), CAST({p} AS TEXT))"] * len(rows)
     )
     wh.execute(
         conn,

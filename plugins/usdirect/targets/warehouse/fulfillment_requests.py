@@ -152,7 +152,7 @@ def open_fulfillment_requests(
     t, tl = wh.table(FR), wh.table(FR_LINES)
     cols = FULFILLMENT_REQUEST.names
     if po_numbers:
-        marks = ", ".join(["%s"] * len(po_numbers))
+        marks = wh.marks(len(po_numbers))
         where, params = (
             f"po_number IN ({marks}) AND status <> '{LedgerState.SUBMITTED}'",
             list(po_numbers),
@@ -165,7 +165,7 @@ def open_fulfillment_requests(
     heads = [dict(zip(cols, row, strict=True)) for row in wh.fetchall(conn, sql, params)]
     if not heads:
         return []
-    marks = ", ".join(["%s"] * len(heads))
+    marks = wh.marks(len(heads))
     line_cols = _IMPORT_LINE_COLUMNS
     by_po: dict[str, list[dict[str, Any]]] = {}
     for row in wh.fetchall(
@@ -245,7 +245,7 @@ def ledger_rows(wh: Warehouse, conn: Any, po_numbers: Sequence[str]) -> dict[str
     out: dict[str, LedgerRow] = {}
     for start in range(0, len(po_numbers), 500):
         chunk = list(po_numbers[start : start + 500])
-        marks = ", ".join(["%s"] * len(chunk))
+        marks = wh.marks(len(chunk))
         for row in wh.fetchall(
             conn,
             f"SELECT po_number, status, attempts, supplier_order_id, order_status, last_error "
@@ -258,11 +258,12 @@ def ledger_rows(wh: Warehouse, conn: Any, po_numbers: Sequence[str]) -> dict[str
 
 def mark_submitting(wh: Warehouse, po_number: str) -> int:
     """Durably record an attempt *before* sending it; returns the attempt count now stored."""
+    p = wh.placeholder
     with wh.connect() as conn:
         rows = wh.fetchall(
             conn,
-            f"UPDATE {wh.table(FR)} SET status = %s, attempts = attempts + 1, last_attempt_at = %s, "
-            "updated_at = %s WHERE po_number = %s RETURNING attempts",
+            f"UPDATE {wh.table(FR)} SET status = {p}, attempts = attempts + 1, last_attempt_at = {p}, "
+            f"updated_at = {p} WHERE po_number = {p} RETURNING attempts",
             (LedgerState.SUBMITTING.value, _now(), _now(), po_number),
         )
     if not rows:
@@ -277,11 +278,12 @@ def claim_attempt(wh: Warehouse, po_number: str, attempts_seen: int) -> int | No
     Returns the attempt count now stored, or None when another run claimed or settled the PO
     first (two runs never both send it). Committed before the call to US Direct is made.
     """
+    p = wh.placeholder
     with wh.connect() as conn:
         rows = wh.fetchall(
             conn,
-            f"UPDATE {wh.table(FR)} SET status = %s, attempts = attempts + 1, last_attempt_at = %s, "
-            "updated_at = %s WHERE po_number = %s AND attempts = %s AND status <> %s RETURNING attempts",
+            f"UPDATE {wh.table(FR)} SET status = {p}, attempts = attempts + 1, last_attempt_at = {p}, "
+            f"updated_at = {p} WHERE po_number = {p} AND attempts = {p} AND status <> {p} RETURNING attempts",
             (
                 LedgerState.SUBMITTING.value,
                 _now(),
@@ -304,12 +306,13 @@ def record_submitted(
     note: str | None = None,
 ) -> None:
     """Store what US Direct made of the order: its id, status and each line's outcome."""
+    p = wh.placeholder
     with wh.connect() as conn:
         wh.execute(
             conn,
-            f"UPDATE {wh.table(FR)} SET status = %s, supplier_order_id = %s, order_status = %s, "
-            "submitted_at = COALESCE(submitted_at, %s), last_error = %s, updated_at = %s "
-            "WHERE po_number = %s",
+            f"UPDATE {wh.table(FR)} SET status = {p}, supplier_order_id = {p}, order_status = {p}, "
+            f"submitted_at = COALESCE(submitted_at, {p}), last_error = {p}, updated_at = {p} "
+            f"WHERE po_number = {p}",
             (
                 LedgerState.SUBMITTED.value,
                 supplier_order_id,
@@ -321,12 +324,12 @@ def record_submitted(
             ),
         )
         if lines:
-            values = ", ".join(["(CAST(%s AS INTEGER), CAST(%s AS TEXT), CAST(%s AS TEXT))"] * len(lines))
+            values = ", ".join([f"(CAST({p} AS INTEGER), CAST({p} AS TEXT), CAST({p} AS TEXT))"] * len(lines))
             params: list[Any] = [x for line in lines for x in line]
             wh.execute(
                 conn,
                 f"UPDATE {wh.table(FR_LINES)} AS l SET line_status = v.s, line_reason = v.r "
-                f"FROM (VALUES {values}) AS v(n, s, r) WHERE l.po_number = %s AND l.line_number = v.n",
+                f"FROM (VALUES {values}) AS v(n, s, r) WHERE l.po_number = {p} AND l.line_number = v.n",
                 [*params, po_number],
             )
 
@@ -334,20 +337,23 @@ def record_submitted(
 def record_problem(wh: Warehouse, po_number: str, status: LedgerState, message: str) -> None:
     """Set a request's state with a message: ``needs_attention``, or ``pending`` / ``submitting``
     with the last error when the run could not finish it."""
+    p = wh.placeholder
     with wh.connect() as conn:
         wh.execute(
             conn,
-            f"UPDATE {wh.table(FR)} SET status = %s, last_error = %s, updated_at = %s WHERE po_number = %s",
+            f"UPDATE {wh.table(FR)} SET status = {p}, last_error = {p}, updated_at = {p} "
+            f"WHERE po_number = {p}",
             (status.value, message, _now(), po_number),
         )
 
 
 def record_order_status(wh: Warehouse, conn: Any, statuses: dict[str, str]) -> None:
     """Order statuses read from US Direct (straggler lookups) replace what the ledger had."""
+    p = wh.placeholder
     if not statuses:
         return
     items = sorted(statuses.items())
-    values = ", ".join(["(CAST(%s AS TEXT), CAST(%s AS TEXT))"] * len(items))
+    values = ", ".join([f"(CAST({p} AS TEXT), CAST({p} AS TEXT))"] * len(items))
     wh.execute(
         conn,
         f"UPDATE {wh.table(FR)} AS f SET order_status = v.st "

@@ -197,10 +197,11 @@ def add_columns(wh: Warehouse, conn: Any, table: str, columns: dict[str, str]) -
     Looked up first: ``ALTER TABLE`` takes an exclusive lock on Postgres even when the column
     exists, which would block every reader of the table for the rest of the load's transaction.
     """
+    p = wh.placeholder
     rows = wh.fetchall(
         conn,
         "SELECT column_name FROM information_schema.columns "
-        "WHERE table_name = %s AND table_schema = coalesce(%s, current_schema())",
+        f"WHERE table_name = {p} AND table_schema = coalesce({p}, current_schema())",
         (table, wh.schema),
     )
     have = {r[0] for r in rows}
@@ -214,13 +215,14 @@ def add_columns(wh: Warehouse, conn: Any, table: str, columns: dict[str, str]) -
 
 def get_feed_state(wh: Warehouse, account: str, feed: str = "inventory") -> FeedState | None:
     """The last fully delivered feed for an account, or None before the first good run."""
+    p = wh.placeholder
     with wh.connect() as conn:
         ensure_inventory_tables(wh, conn)
         rows = wh.fetchall(
             conn,
             "SELECT etag, last_modified, sku_count, run_id, loaded_at, coalesce(feed_seq, 0) "
             f"FROM {_names(wh)['state']} "
-            "WHERE account = %s AND feed = %s",
+            f"WHERE account = {p} AND feed = {p}",
             (account, feed),
         )
     return FeedState(*rows[0]) if rows else None
@@ -228,14 +230,15 @@ def get_feed_state(wh: Warehouse, account: str, feed: str = "inventory") -> Feed
 
 def save_feed_state(wh: Warehouse, account: str, state: FeedState, feed: str = "inventory") -> None:
     """Record a feed as delivered; called only after every target has taken it."""
+    p = wh.placeholder
     t = _names(wh)["state"]
     with wh.connect() as conn:
         ensure_inventory_tables(wh, conn)
-        wh.execute(conn, f"DELETE FROM {t} WHERE account = %s AND feed = %s", (account, feed))
+        wh.execute(conn, f"DELETE FROM {t} WHERE account = {p} AND feed = {p}", (account, feed))
         wh.execute(
             conn,
             f"INSERT INTO {t} (account, feed, etag, last_modified, sku_count, run_id, loaded_at, feed_seq) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+            f"VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}, {p})",
             (
                 account,
                 feed,
@@ -345,9 +348,10 @@ def _take_turn(wh: Warehouse, conn: Any, account: str) -> None:
     and a changes run) waits until this one commits. Taken first, before the table checks whose
     locks would otherwise let two loads deadlock.
     """
+    p = wh.placeholder
     if wh.dialect == "postgres":
         wh.execute(
-            conn, "SELECT pg_advisory_xact_lock(hashtext(%s))", (f"{wh.schema}.{INVENTORY}:{account}",)
+            conn, f"SELECT pg_advisory_xact_lock(hashtext({p}))", (f"{wh.schema}.{INVENTORY}:{account}",)
         )
 
 
@@ -533,6 +537,7 @@ FROM (SELECT c.* FROM _usd_current c ANTI JOIN _usd_feed f ON f.sku = c.sku WHER
     def apply(self, run_id: str, now: dt.datetime) -> int:
         """Apply the staged delta; returns the number of history rows appended."""
         wh, c, a = self.wh, self.conn, self.account
+        p = wh.placeholder
         inv, hist = self.n["inv"], self.n["hist"]
         tracked = ", ".join(TRACKED)
         differs = " OR ".join(f"t.{f} IS DISTINCT FROM s.{f}" for f in TRACKED)
@@ -540,8 +545,8 @@ FROM (SELECT c.* FROM _usd_current c ANTI JOIN _usd_feed f ON f.sku = c.sku WHER
         wh.execute(
             c,
             f"CREATE TEMP TABLE {_HIST} AS SELECT s.sku, {', '.join('s.' + f for f in TRACKED)}, "
-            f"coalesce(s.source_updated_at, %s) AS valid_from FROM {_STAGE} s "
-            f"JOIN {inv} t ON t.account = %s AND t.sku = s.sku WHERE {differs}",
+            f"coalesce(s.source_updated_at, {p}) AS valid_from FROM {_STAGE} s "
+            f"JOIN {inv} t ON t.account = {p} AND t.sku = s.sku WHERE {differs}",
             (now, a),
         )
         # A SKU's first change also records the version it replaces (a SKU that never changed has
@@ -551,27 +556,27 @@ FROM (SELECT c.* FROM _usd_current c ANTI JOIN _usd_feed f ON f.sku = c.sku WHER
         first_only = (
             f"WHERE NOT EXISTS (SELECT 1 FROM {hist} h WHERE h.account = t.account AND h.sku = t.sku "
             "AND h.valid_to IS NULL)"
-            if wh.fetchall(c, f"SELECT 1 FROM {hist} WHERE account = %s AND valid_to IS NULL LIMIT 1", (a,))
+            if wh.fetchall(c, f"SELECT 1 FROM {hist} WHERE account = {p} AND valid_to IS NULL LIMIT 1", (a,))
             else ""
         )
         history = wh.execute(
             c,
             f"INSERT INTO {hist} (account, sku, {tracked}, valid_from, valid_to, run_id, recorded_at) "
             f"SELECT t.account, t.sku, {', '.join('t.' + f for f in TRACKED)}, "
-            f"coalesce(t.source_updated_at, t.first_seen_at), n.valid_from, t.run_id, %s "
-            f"FROM {inv} t JOIN {_HIST} n ON t.account = %s AND t.sku = n.sku {first_only}",
+            f"coalesce(t.source_updated_at, t.first_seen_at), n.valid_from, t.run_id, {p} "
+            f"FROM {inv} t JOIN {_HIST} n ON t.account = {p} AND t.sku = n.sku {first_only}",
             (now, a),
         )
         wh.execute(
             c,
             f"UPDATE {hist} AS h SET valid_to = n.valid_from FROM {_HIST} n "
-            "WHERE h.account = %s AND h.sku = n.sku AND h.valid_to IS NULL",
+            f"WHERE h.account = {p} AND h.sku = n.sku AND h.valid_to IS NULL",
             (a,),
         )
         history += wh.execute(
             c,
             f"INSERT INTO {hist} (account, sku, {tracked}, valid_from, valid_to, run_id, recorded_at) "
-            f"SELECT %s, sku, {tracked}, valid_from, NULL, %s, %s FROM {_HIST}",
+            f"SELECT {p}, sku, {tracked}, valid_from, NULL, {p}, {p} FROM {_HIST}",
             (a, run_id, now),
         )
         # DuckDB: descriptive text rarely changes, and rewriting strings is what makes an UPDATE
@@ -586,16 +591,17 @@ FROM (SELECT c.* FROM _usd_current c ANTI JOIN _usd_feed f ON f.sku = c.sku WHER
         wh.execute(
             c,
             f"UPDATE {inv} AS t SET {', '.join(f'{col} = s.{col}' for col in values)}, "
-            "archived_at = CASE WHEN s.archived THEN coalesce(t.archived_at, %s) END, row_hash = s.row_hash, "
-            f"{_PRESENT if self.full else ''}last_changed_at = %s, run_id = %s FROM {_STAGE} s "
-            "WHERE t.account = %s AND t.sku = s.sku AND s._op <> 'insert'",
+            f"archived_at = CASE WHEN s.archived THEN coalesce(t.archived_at, {p}) END, "
+            "row_hash = s.row_hash, "
+            f"{_PRESENT if self.full else ''}last_changed_at = {p}, run_id = {p} FROM {_STAGE} s "
+            f"WHERE t.account = {p} AND t.sku = s.sku AND s._op <> 'insert'",
             (now, now, run_id, a),
         )
         if self.local:
             wh.execute(
                 c,
                 f"UPDATE {inv} AS t SET {', '.join(f'{col} = s.{col}' for col in text)} FROM {_STAGE} s "
-                "WHERE t.account = %s AND t.sku = s.sku AND s._op <> 'insert' AND ("
+                f"WHERE t.account = {p} AND t.sku = s.sku AND s._op <> 'insert' AND ("
                 + " OR ".join(f"t.{col} IS DISTINCT FROM s.{col}" for col in text)
                 + ")",
                 (a,),
@@ -603,7 +609,7 @@ FROM (SELECT c.* FROM _usd_current c ANTI JOIN _usd_feed f ON f.sku = c.sku WHER
         wh.execute(
             c,
             f"INSERT INTO {inv} (account, {_COLS}, {', '.join(_STATE_COLUMNS)}, pending_full_feed) "
-            f"SELECT %s, {_COLS}, CASE WHEN archived THEN %s END, row_hash, %s, %s, %s, %s FROM {_STAGE} "
+            f"SELECT {p}, {_COLS}, CASE WHEN archived THEN {p} END, row_hash, {wh.marks(4)} FROM {_STAGE} "
             "WHERE _op = 'insert'",
             (a, now, now, now, run_id, not self.full),
         )
@@ -611,14 +617,14 @@ FROM (SELECT c.* FROM _usd_current c ANTI JOIN _usd_feed f ON f.sku = c.sku WHER
             assert self.absence is not None
             wh.execute(
                 c,
-                f"UPDATE {inv} SET missing_feed_seq = %s, missing_since = %s "
-                f"WHERE account = %s AND sku IN (SELECT sku FROM {_ARCHIVE} WHERE mark)",
+                f"UPDATE {inv} SET missing_feed_seq = {p}, missing_since = {p} "
+                f"WHERE account = {p} AND sku IN (SELECT sku FROM {_ARCHIVE} WHERE mark)",
                 (self.absence.feed_seq, now, a),
             )
             wh.execute(
                 c,
-                f"UPDATE {inv} SET archived = TRUE, archived_at = %s, last_changed_at = %s, run_id = %s "
-                f"WHERE account = %s AND sku IN (SELECT sku FROM {_ARCHIVE} WHERE due)",
+                f"UPDATE {inv} SET archived = TRUE, archived_at = {p}, last_changed_at = {p}, run_id = {p} "
+                f"WHERE account = {p} AND sku IN (SELECT sku FROM {_ARCHIVE} WHERE due)",
                 (now, now, run_id, a),
             )
         return history

@@ -39,7 +39,7 @@ def shipped_quantities(wh: Warehouse, conn: Any, po_numbers: Sequence[str]) -> d
     out: dict[tuple[str, str], int] = {}
     for start in range(0, len(po_numbers), 500):
         chunk = list(po_numbers[start : start + 500])
-        marks = ", ".join(["%s"] * len(chunk))
+        marks = wh.marks(len(chunk))
         for po, item, qty in wh.fetchall(
             conn,
             f"SELECT s.po_number, i.item_number, SUM(i.quantity) FROM {wh.table(SHIPMENTS)} s "
@@ -69,13 +69,15 @@ def record_invoice_checks(
     wh: Warehouse, conn: Any, checked: Sequence[str], problems: Mapping[str, str | None]
 ) -> None:
     """Note when each PO's invoice was last asked for and why it is a concern (e.g. overdue)."""
+    p = wh.placeholder
     if not checked:
         return
     now = dt.datetime.now(dt.UTC)
-    values = ", ".join(["(CAST(%s AS TEXT), CAST(%s AS TEXT))"] * len(checked))
+    values = ", ".join([f"(CAST({p} AS TEXT), CAST({p} AS TEXT))"] * len(checked))
     wh.execute(
         conn,
-        f"UPDATE {wh.table(FR)} AS f SET invoice_checked_at = CAST(%s AS TIMESTAMPTZ), invoice_problem = v.p "
+        f"UPDATE {wh.table(FR)} AS f SET invoice_checked_at = CAST({p} AS TIMESTAMPTZ), "
+        "invoice_problem = v.p "
         f"FROM (VALUES {values}) AS v(po, p) WHERE f.po_number = v.po",
         [now, *[x for po in checked for x in (po, problems.get(po))]],
     )

@@ -12,6 +12,7 @@ NOTICES = "usdirect_order_notices"
 def claim_notice(wh: Warehouse, account: str, reason: str, every: dt.timedelta) -> bool:
     """True for the first caller in each ``every`` period per account and reason (atomic), so
     a reminder repeated by every scheduled run reaches people at most that often."""
+    p = wh.placeholder
     now = dt.datetime.now(dt.UTC)
     with wh.connect() as conn:
         wh.execute(
@@ -22,8 +23,8 @@ def claim_notice(wh: Warehouse, account: str, reason: str, every: dt.timedelta) 
         rows = wh.fetchall(
             conn,
             f"INSERT INTO {wh.table(NOTICES)} AS n (account, reason, last_sent_at) "
-            "VALUES (%s, %s, CAST(%s AS TIMESTAMPTZ)) ON CONFLICT (account, reason) DO UPDATE "
-            "SET last_sent_at = EXCLUDED.last_sent_at WHERE n.last_sent_at <= CAST(%s AS TIMESTAMPTZ) "
+            f"VALUES ({p}, {p}, CAST({p} AS TIMESTAMPTZ)) ON CONFLICT (account, reason) DO UPDATE "
+            f"SET last_sent_at = EXCLUDED.last_sent_at WHERE n.last_sent_at <= CAST({p} AS TIMESTAMPTZ) "
             "RETURNING account",
             (account, reason, now, now - every),
         )

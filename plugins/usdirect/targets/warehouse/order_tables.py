@@ -60,6 +60,7 @@ RECONCILIATION_COLUMNS = (
 
 def ensure_tables(wh: Warehouse, conn: Any) -> None:
     """Create the order, shipment and invoice tables and the reconciliation view if missing."""
+    p = wh.placeholder
     for record in ORDER_RECORDS:
         wh.execute(conn, record.create_sql(wh.table(record.stored_as)))
     # Created once, not replaced on every call: concurrent CREATE OR REPLACE VIEW statements
@@ -70,7 +71,7 @@ def ensure_tables(wh: Warehouse, conn: Any) -> None:
         for r in wh.fetchall(
             conn,
             "SELECT column_name FROM information_schema.columns "
-            "WHERE table_name = %s AND table_schema = COALESCE(%s, current_schema()) "
+            f"WHERE table_name = {p} AND table_schema = COALESCE({p}, current_schema()) "
             "ORDER BY ordinal_position",
             (RECONCILIATION, wh.schema),
         )

@@ -59,6 +59,7 @@ def _order_status_from_shipments(wh: Warehouse, conn: Any, stage: str) -> None:
 def open_pos_not_fully_shipped(wh: Warehouse, conn: Any, older_than: dt.datetime) -> list[str]:
     """Submitted POs sent before ``older_than`` with fewer units shipped than accepted (none at all
     included) that US Direct has not cancelled: the straggler lookups of Get Shipments."""
+    p = wh.placeholder
     ensure_tables(wh, conn)
     fl, sh, si = wh.table(FR_LINES), wh.table(SHIPMENTS), wh.table(SHIPMENT_ITEMS)
     return [
@@ -71,7 +72,7 @@ def open_pos_not_fully_shipped(wh: Warehouse, conn: Any, older_than: dt.datetime
             f"LEFT JOIN (SELECT s.po_number, SUM(i.quantity) AS shipped FROM {sh} s "
             f"JOIN {si} i ON i.shipment_id = s.shipment_id GROUP BY s.po_number) x "
             "ON x.po_number = f.po_number "
-            "WHERE f.status = %s AND f.submitted_at < %s "
+            f"WHERE f.status = {p} AND f.submitted_at < {p} "
             f"AND COALESCE(f.order_status, '') <> '{OrderStatus.CANCELLED}' "
             "AND (x.shipped IS NULL OR x.shipped < COALESCE(a.accepted, 0)) "
             "ORDER BY f.submitted_at, f.po_number",

@@ -1,8 +1,10 @@
 """One interface over the two supported SQL warehouses: DuckDB (embedded default) and Postgres.
 
-Pipelines stay dialect-agnostic for the few things that differ: the connection object, bulk loading
-(DuckDB scans Arrow directly; Postgres gets ``COPY ... FROM STDIN``) and reading large results back
-as Arrow. Connections come from the providers' own hooks, so connection ids work as in any DAG.
+Pipelines stay dialect-agnostic for the few things that differ: the connection object, the
+parameter marker (``placeholder``, the provider hook's), bulk loading (DuckDB scans Arrow directly;
+Postgres gets ``COPY ... FROM STDIN``) and reading large results back as Arrow. Connections come
+from the providers' own hooks, so connection ids work as in any DAG. The record tables' generic
+steps (stage, merge, replace children) are here once.
 """
 
 from __future__ import annotations
@@ -196,14 +198,20 @@ class Warehouse:
         # through the connection itself to stay inside connect()'s transaction.
         return conn if self.dialect == "duckdb" else conn.cursor()
 
-    def sql(self, statement: str) -> str:
-        """Adapt ``%s`` placeholders to the dialect (DuckDB uses ``?``)."""
-        return statement.replace("%s", "?") if self.dialect == "duckdb" else statement
+    @property
+    def placeholder(self) -> str:
+        """The driver's parameter marker, as the provider hook names it (DuckDB ``?``, Postgres ``%s``):
+        statements are written with it, so no text is rewritten before it reaches the driver."""
+        return str(self._hook.placeholder)
+
+    def marks(self, count: int) -> str:
+        """``count`` parameter markers, comma-separated (an ``IN (...)`` list or a ``VALUES`` row)."""
+        return ", ".join([self.placeholder] * count)
 
     def execute(self, conn: Any, statement: str, params: Sequence[Any] | None = None) -> int:
         """Run one statement; returns the affected row count where the driver reports it."""
         cur = self._cursor(conn)
-        cur.execute(self.sql(statement), params or ())
+        cur.execute(statement, params or ())
         if self.dialect == "duckdb":
             # DuckDB reports DML counts as a one-row result ("Count"); DDL returns nothing.
             try:
@@ -217,7 +225,7 @@ class Warehouse:
         self, conn: Any, statement: str, params: Sequence[Any] | None = None
     ) -> list[tuple[Any, ...]]:
         cur = self._cursor(conn)
-        cur.execute(self.sql(statement), params or ())
+        cur.execute(statement, params or ())
         return cur.fetchall()
 
     def query_arrow(self, conn: Any, statement: str) -> pa.Table:
@@ -311,6 +319,7 @@ def merge_seen(
 ) -> None:
     """Upsert staged rows by the record's key, one per key (the ``newest`` wins, and an older row
     never replaces a newer one), keeping ``first_seen_at`` and setting ``last_seen_at``/``run_id``."""
+    p = wh.placeholder
     (key,) = record.key
     name = record.stored_as
     now = dt.datetime.now(dt.UTC)
@@ -320,8 +329,8 @@ def merge_seen(
     wh.execute(
         conn,
         f"INSERT INTO {wh.table(name)} AS {name} ({', '.join(names)}, first_seen_at, last_seen_at, run_id) "
-        f"SELECT DISTINCT ON ({key}) {', '.join(names)}, CAST(%s AS TIMESTAMPTZ), CAST(%s AS TIMESTAMPTZ), "
-        f"CAST(%s AS TEXT) FROM {stage} ORDER BY {order} "
+        f"SELECT DISTINCT ON ({key}) {', '.join(names)}, CAST({p} AS TIMESTAMPTZ), CAST({p} AS TIMESTAMPTZ), "
+        f"CAST({p} AS TEXT) FROM {stage} ORDER BY {order} "
         f"ON CONFLICT ({key}) DO UPDATE SET {updates}, last_seen_at = EXCLUDED.last_seen_at, "
         f"run_id = EXCLUDED.run_id{guard}",
         (now, now, run_id),

@@ -41,11 +41,12 @@ def ensure_table(wh: Warehouse, conn: Any) -> None:
 
 def read_watermark(wh: Warehouse, dag_id: str, targets: Iterable[str]) -> dt.datetime | None:
     """The earliest window end among ``targets`` that have one; None when none of them has."""
+    p = wh.placeholder
     wanted = set(targets)
     with wh.connect() as conn:
         ensure_table(wh, conn)
         rows = wh.fetchall(
-            conn, f"SELECT target, window_end FROM {wh.table(TABLE)} WHERE dag_id = %s", (dag_id,)
+            conn, f"SELECT target, window_end FROM {wh.table(TABLE)} WHERE dag_id = {p}", (dag_id,)
         )
     ends = [_utc(end) for target, end in rows if target in wanted]
     return min((e for e in ends if e is not None), default=None)
@@ -59,6 +60,7 @@ def advance_watermark(
     run_id: str,
 ) -> None:
     """Record that ``target`` holds everything up to ``window``'s end, if the window joins on."""
+    p = wh.placeholder
     start, end = window
     t = wh.table(TABLE)
     with wh.connect() as conn:
@@ -66,7 +68,8 @@ def advance_watermark(
         wh.execute(
             conn,
             f"INSERT INTO {t} AS w (dag_id, target, window_start, window_end, run_id, recorded_at) "
-            "VALUES (%s, %s, CAST(%s AS TIMESTAMPTZ), CAST(%s AS TIMESTAMPTZ), %s, CAST(%s AS TIMESTAMPTZ)) "
+            f"VALUES ({p}, {p}, CAST({p} AS TIMESTAMPTZ), CAST({p} AS TIMESTAMPTZ), {p}, "
+            f"CAST({p} AS TIMESTAMPTZ)) "
             "ON CONFLICT (dag_id, target) DO UPDATE SET window_start = EXCLUDED.window_start, "
             "window_end = EXCLUDED.window_end, run_id = EXCLUDED.run_id, recorded_at = EXCLUDED.recorded_at "
             "WHERE EXCLUDED.window_end > w.window_end AND EXCLUDED.window_start <= w.window_end",
