@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -51,6 +53,14 @@ CHANGE_FIELDS: tuple[str, ...] = (
     "archived",
     "source_updated_at",
 )
+
+
+class PublishKind(StrEnum):
+    """Why a SKU is in a platform publish plan's updates."""
+
+    UPDATE = "update"  # a published value changed
+    ARCHIVE = "archive"  # the full feed no longer lists it (after the absence rule)
+    ARCHIVE_NEW = "archive_new"  # never published and archived by the feed: created archived
 
 
 def sql_type(name: str) -> str:

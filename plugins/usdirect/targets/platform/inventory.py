@@ -30,7 +30,7 @@ from typing import Any, Protocol
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from usdirect.domain.inventory import sql_type
+from usdirect.domain.inventory import PublishKind, sql_type
 from usdirect.engine.absence import Absence, archive_at_once
 from usdirect.engine.base import (
     BATCH_ROWS,
@@ -246,18 +246,21 @@ def _write_plan(
     differs = " OR ".join(f"l.{f} IS DISTINCT FROM p.{f}" for f in fields) or "FALSE"
     newer = "TRUE" if full else "(l.source_updated_at IS NULL OR p.source_updated_at > l.source_updated_at)"
     updates = (
-        "SELECT p.sku, p.cost, p.msrp, p.map, p.quantity, p.archived, p.source_updated_at, 'update' AS _kind "
+        "SELECT p.sku, p.cost, p.msrp, p.map, p.quantity, p.archived, p.source_updated_at, "
+        f"'{PublishKind.UPDATE}' AS _kind "
         f"FROM _usd_pub p JOIN _usd_ledger l ON l.sku = p.sku WHERE {newer} AND ({differs})"
     )
     if can_archive:
         updates += (
-            " UNION ALL SELECT l.sku, l.cost, l.msrp, l.map, 0, TRUE, l.source_updated_at, 'archive' "
+            " UNION ALL SELECT l.sku, l.cost, l.msrp, l.map, 0, TRUE, l.source_updated_at, "
+            f"'{PublishKind.ARCHIVE}' "
             f"FROM _usd_ledger l ANTI JOIN _usd_pub p ON p.sku = l.sku WHERE NOT l.archived AND ({due})"
         )
     if unseen:
         updates += (
             " UNION ALL SELECT p.sku, p.cost, p.msrp, p.map, p.quantity, TRUE, p.source_updated_at, "
-            "'archive_new' FROM _usd_pub p ANTI JOIN _usd_ledger l ON l.sku = p.sku WHERE p.archived"
+            f"'{PublishKind.ARCHIVE_NEW}' FROM _usd_pub p ANTI JOIN _usd_ledger l ON l.sku = p.sku "
+            "WHERE p.archived"
         )
     new = "SELECT p.* FROM _usd_pub p ANTI JOIN _usd_ledger l ON l.sku = p.sku"
     creates = f"{new} WHERE {'NOT p.archived' if can_create else 'FALSE'}"
@@ -266,8 +269,9 @@ def _write_plan(
     for name, sql in (("updates", updates), ("creates", creates)):
         engine.execute(f"COPY ({sql} ORDER BY sku) TO {sql_literal(str(paths[name]))} (FORMAT parquet)")
     n_update, n_archive, n_unseen = engine.execute(
-        "SELECT count(*) FILTER (WHERE _kind = 'update'), count(*) FILTER (WHERE _kind = 'archive'), "
-        f"count(*) FILTER (WHERE _kind = 'archive_new') FROM {parquet_source(paths['updates'])}"
+        f"SELECT count(*) FILTER (WHERE _kind = '{PublishKind.UPDATE}'), "
+        f"count(*) FILTER (WHERE _kind = '{PublishKind.ARCHIVE}'), "
+        f"count(*) FILTER (WHERE _kind = '{PublishKind.ARCHIVE_NEW}') FROM {parquet_source(paths['updates'])}"
     ).fetchall()[0]
     n_create = engine.execute(f"SELECT count(*) FROM {parquet_source(paths['creates'])}").fetchall()[0][0]
     n_new, total = engine.execute(
@@ -307,8 +311,12 @@ def publish(
         # A variant the platform lacks needs creating, unless it was to be archived anyway.
         absent = [r for r in batch if r["sku"] in not_found]
         _record(wh, account, run_id, [r for r in batch if r["sku"] not in not_found or r["archived"]])
-        counts.updated += sum(1 for r in batch if r["_kind"] == "update" and r["sku"] not in not_found)
-        counts.archived += sum(1 for r in batch if r["_kind"] != "update" and r["sku"] not in not_found)
+        counts.updated += sum(
+            1 for r in batch if r["_kind"] == PublishKind.UPDATE and r["sku"] not in not_found
+        )
+        counts.archived += sum(
+            1 for r in batch if r["_kind"] != PublishKind.UPDATE and r["sku"] not in not_found
+        )
         counts.not_found += len(absent)
         missing.extend(r["sku"] for r in absent if not r["archived"])
     creates: Iterator[dict[str, Any]] = _read_rows(plan.creates)
