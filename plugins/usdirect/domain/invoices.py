@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, Protocol
+
 from usdirect.domain.records import DATE, INT, INT32, MONEY, STRING, TIMESTAMP, Field, Record, Source, mapped
 
 INVOICE = Record(
@@ -52,3 +54,9 @@ INVOICE_LINE = Record(
         mapped("amount", MONEY),
     ),
 )
+
+
+class InvoiceClient(Protocol):
+    """The US Direct call Get Invoice needs (``UsDirectHook`` provides it)."""
+
+    def get_invoice(self, po_number: str) -> dict[str, Any] | None: ...

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Iterable
+from typing import Any, Protocol
+
 from usdirect.domain.records import DATE, INT, INT32, STRING, TIMESTAMP, Field, Record, Source, mapped
 
 SHIPMENT = Record(
@@ -49,3 +53,15 @@ SHIPMENT_ITEM = Record(
         mapped("quantity", INT32, "units shipped", required=True),
     ),
 )
+
+
+class ShipmentClient(Protocol):
+    """The US Direct calls Get Shipments needs (``UsDirectHook`` provides them)."""
+
+    def iter_shipments(
+        self, updated_since: dt.datetime, limit: int = ...
+    ) -> Iterable[list[dict[str, Any]]]: ...
+
+    def get_order_shipments(self, po_number: str) -> list[dict[str, Any]]: ...
+
+    def get_order(self, po_number: str) -> dict[str, Any] | None: ...

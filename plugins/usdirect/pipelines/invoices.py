@@ -13,12 +13,12 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any
 
 import pyarrow as pa
 
 from usdirect.domain.batch import Batch
-from usdirect.domain.invoices import INVOICE, INVOICE_LINE
+from usdirect.domain.invoices import INVOICE, INVOICE_LINE, InvoiceClient
 from usdirect.pipelines.shipments import deliver_with_memory, map_batch
 from usdirect.targets.warehouse import invoices as wh_invoices
 from usdirect.targets.warehouse.sql import UpsertCounts
@@ -28,10 +28,6 @@ log = logging.getLogger(__name__)
 INVOICE_FIELDS = list(INVOICE.batch)  # the mapped fields, then check_problem
 LINE_FIELDS = list(INVOICE_LINE.names)
 ZERO = Decimal("0")
-
-
-class InvoiceClient(Protocol):
-    def get_invoice(self, po_number: str) -> dict[str, Any] | None: ...
 
 
 @dataclass(frozen=True)

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import pyarrow as pa
 
 from usdirect.domain.batch import Batch
-from usdirect.domain.shipments import SHIPMENT, SHIPMENT_ITEM
+from usdirect.domain.shipments import SHIPMENT, SHIPMENT_ITEM, ShipmentClient
 from usdirect.targets.warehouse import deliveries as wh_deliveries
 from usdirect.targets.warehouse import shipments as wh_shipments
 from usdirect.targets.warehouse.sql import UpsertCounts
@@ -26,16 +26,6 @@ log = logging.getLogger(__name__)
 
 SHIPMENT_FIELDS = list(SHIPMENT.batch)
 ITEM_FIELDS = list(SHIPMENT_ITEM.names)
-
-
-class ShipmentClient(Protocol):
-    def iter_shipments(
-        self, updated_since: dt.datetime, limit: int = ...
-    ) -> Iterable[list[dict[str, Any]]]: ...
-
-    def get_order_shipments(self, po_number: str) -> list[dict[str, Any]]: ...
-
-    def get_order(self, po_number: str) -> dict[str, Any] | None: ...
 
 
 def map_batch(

@@ -23,22 +23,14 @@ import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Protocol
 
+from usdirect.domain.orders import ClaimLocks
 from usdirect.targets.warehouse.sql import Warehouse
 
 log = logging.getLogger(__name__)
 
 _HELD: set[tuple[str, str]] = set()  # (lock scope, PO) held by any run of this process
 _HELD_LOCK = threading.Lock()
-
-
-class ClaimLocks(Protocol):
-    """``acquire`` returns False when another live run holds the PO; ``release`` gives it back."""
-
-    def acquire(self, po_number: str) -> bool: ...
-
-    def release(self, po_number: str) -> None: ...
 
 
 class _ProcessLocks:
