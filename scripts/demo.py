@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import subprocess
 import sys
 import time
 import traceback
@@ -49,12 +48,18 @@ def _env(connections: dict[str, dict]) -> dict[str, str]:
     return env
 
 
-def _migrate(env: dict[str, str], log: Path) -> tuple[int, float]:
+def _migrate(log: Path) -> tuple[int, float]:
+    """`airflow db migrate`, in this process: a second interpreter would import Airflow again."""
     started = time.monotonic()
-    with log.open("w") as fh:
-        rc = subprocess.run(
-            [sys.executable, "-m", "airflow", "db", "migrate"], env=env, stdout=fh, stderr=fh
-        ).returncode
+    with _output_to(log):
+        try:
+            from airflow.utils.db import upgradedb
+
+            upgradedb()
+            rc = 0
+        except Exception:
+            traceback.print_exc()
+            rc = 1
     return rc, time.monotonic() - started
 
 
@@ -99,7 +104,8 @@ def main() -> int:
     DEMO_DIR.mkdir(parents=True, exist_ok=True)
     WAREHOUSE.unlink(missing_ok=True)
     print(f"AIRFLOW_HOME={HOME}  warehouse={WAREHOUSE}")
-    rc, secs = _migrate(_env({}), DEMO_DIR / "db-migrate.log")
+    os.environ.update(_env({}))  # before Airflow is imported: it reads its settings at import
+    rc, secs = _migrate(DEMO_DIR / "db-migrate.log")
     if rc:
         print(f"airflow db migrate failed; see {DEMO_DIR / 'db-migrate.log'}")
         return rc
@@ -107,7 +113,7 @@ def main() -> int:
     with start_sandbox(catalog_size=5000, seed=42, dirty=True) as sb:
         connections = sb.connections()
         connections["usdirect_warehouse"] = {"conn_type": "duckdb", "host": str(WAREHOUSE)}
-        os.environ.update(_env(connections))  # before Airflow is imported: it reads them at import
+        os.environ.update(_env(connections))  # read when a task looks a connection up
         from airflow.dag_processing.dagbag import DagBag
 
         bag = DagBag(dag_folder=str(REPO / "dags"))
