@@ -1,8 +1,7 @@
 """The inventory steps that call US Direct, as public operators: the full feed and the changes API.
 
 Both stage what they download in the run's staging folder and hand counts (and the feed's HTTP
-validators, or the window) on by XCom. The shipped DAGs continue with the mapping, load and
-publish tasks of ``usdirect.operators.inventory``.
+validators, or the window) on by XCom to the mapping operators of ``inventory_map``.
 """
 
 from __future__ import annotations
