@@ -9,6 +9,7 @@ file into your DAGs folder and point ``template`` at your invoices template.
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from airflow.providers.common.sql.operators.sql import SQLExecuteQueryOperator
 from airflow.sdk import DAG
@@ -16,7 +17,7 @@ from airflow.sdk import DAG
 from usdirect.operators.invoices import UsDirectGetInvoicesOperator, UsDirectInvoicesToWarehouseOperator
 
 # What both US Direct steps share: the load step finds the staged invoices by DAG run.
-SETTINGS = {
+SETTINGS: dict[str, Any] = {
     "usdirect_conn_id": "usdirect_default",
     "warehouse_conn_id": "usdirect_warehouse",
     "template": "../include/mappings/invoices.yaml",  # relative to this file's folder
