@@ -101,7 +101,7 @@ class UsDirectInventoryChangesToPlatformOperator(UsDirectInventoryChangesTargetO
         return publish_platform(run, dict(self.mapped or {}))
 
 
-class UsDirectRecordFeedStateOperator(UsDirectInventoryStepOperator):
+class UsDirectRecordFeedStateOperator(UsDirectBaseOperator):
     """Remember the delivered full feed: validators for the next 304, SKU count for the shrink
     guard, its sequence number for the ``Absence`` rule. Runs after every target took the feed, so
     a 304 never hides a feed that a failed run left undelivered.
@@ -109,7 +109,7 @@ class UsDirectRecordFeedStateOperator(UsDirectInventoryStepOperator):
     While a target holds SKUs absent from this feed but not archived yet, the validators are not
     kept: the next run then downloads the feed again instead of getting a 304, and that download is
     the next good feed that confirms (or undoes) the absence. Takes every argument of
-    ``UsDirectInventoryStepOperator``.
+    ``UsDirectBaseOperator``.
 
     :param mapped: ``UsDirectMapInventoryOperator``'s output (``map.output``). (templated)
     :param delivered: The target operators' outputs (``[load.output, publish.output]``): their
