@@ -254,6 +254,10 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"Starting the sandbox servers and preparing {home} ...", flush=True)
     signal.signal(signal.SIGTERM, _interrupt)  # a stop by `kill` also lets the sandbox save
+    # Ctrl-C (SIGINT) stops everything, also when this was started where SIGINT is ignored (a shell
+    # starts background jobs so): Python would not raise KeyboardInterrupt, and the components,
+    # inheriting the ignored signal, would not stop on it either.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         with (
             start_sandbox(seed=42, catalog_size=5000, state_file=state.sandbox_state) as sandbox,

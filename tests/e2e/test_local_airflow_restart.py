@@ -15,6 +15,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import suppress
 from pathlib import Path
 
 import httpx
@@ -36,10 +37,14 @@ BANNER_END = "Stop everything with Ctrl-C"
 class LocalAirflow:
     """One `make airflow` session: started, its banner read, stopped with Ctrl-C."""
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], sigint_ignored: bool = False) -> None:
         self.env = env
+        # Started as a shell starts a background job: with SIGINT ignored, which the children
+        # inherit; Ctrl-C (a SIGINT sent to it) must stop everything all the same.
+        self.sigint_ignored = sigint_ignored
         self.proc: subprocess.Popen[str] | None = None
         self.output = ""
+        self.sessions: set[int] = set()  # the session of `airflow standalone` and its components
 
     def start(self, timeout: float = 240) -> str:
         self.proc = subprocess.Popen(
@@ -48,6 +53,7 @@ class LocalAirflow:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            preexec_fn=_ignore_sigint if self.sigint_ignored else None,
         )
         assert self.proc.stdout is not None
         deadline = time.monotonic() + timeout
@@ -58,10 +64,22 @@ class LocalAirflow:
                     break
                 self.output += line
         assert BANNER_END in self.output, f"no banner within {timeout}s:\n{self.output[-3000:]}"
+        self._note_sessions()
         return self.output
+
+    def _note_sessions(self) -> None:
+        """Remember the sessions of the processes started: Airflow's components rename themselves
+        (setproctitle), which overwrites their environment, so AIRFLOW_HOME cannot find them."""
+        assert self.proc is not None
+        with suppress(psutil.NoSuchProcess):
+            for child in psutil.Process(self.proc.pid).children(recursive=True):
+                with suppress(psutil.NoSuchProcess, ProcessLookupError):
+                    self.sessions.add(os.getsid(child.pid))
+        self.sessions.discard(os.getsid(0))
 
     def stop(self) -> str:
         assert self.proc is not None and self.proc.stdout is not None
+        self._note_sessions()
         self.proc.send_signal(signal.SIGINT)  # Ctrl-C
         rest, _ = self.proc.communicate(timeout=240)
         self.output += rest
@@ -71,22 +89,30 @@ class LocalAirflow:
         """After a failed assertion: Ctrl-C first, so the sandbox and Airflow it started stop too;
         then whatever still runs with this session's AIRFLOW_HOME, so a failure leaks no process."""
         if self.proc is not None and self.proc.poll() is None:
+            self._note_sessions()
             self.proc.send_signal(signal.SIGINT)
             try:
                 self.proc.wait(timeout=90)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        kill_leftovers(self.env["AIRFLOW_HOME"])
+        kill_leftovers(self.env["AIRFLOW_HOME"], self.sessions)
 
 
-def kill_leftovers(home: str) -> None:
-    """Kill every process started for the session on ``home`` (they all inherit its AIRFLOW_HOME)."""
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def kill_leftovers(home: str, sessions: set[int]) -> None:
+    """Kill every process started for the session on ``home``: those with its AIRFLOW_HOME (the
+    script, the sandbox) and those in the sessions noted (Airflow's renamed components)."""
     for proc in psutil.process_iter():
         try:
-            if proc.pid != os.getpid() and proc.environ().get("AIRFLOW_HOME") == home:
+            if proc.pid == os.getpid():
+                continue
+            if os.getsid(proc.pid) in sessions or proc.environ().get("AIRFLOW_HOME") == home:
                 proc.kill()
-        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess, ProcessLookupError):
             continue
 
 
@@ -158,7 +184,7 @@ def test_restart_continues_sandbox_and_warehouse_and_reset_starts_all_over(
     assert state.sandbox_state.exists() and state.warehouse.exists()
     assert not state.marker.exists(), "a clean stop leaves no unfinished-session marker"
 
-    second = LocalAirflow(local_env)
+    second = LocalAirflow(local_env, sigint_ignored=True)
     try:
         out = second.start()
         continued = banner_value(out, "Sandbox state")
