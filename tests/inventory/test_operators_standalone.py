@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -100,9 +100,12 @@ def env(
     monkeypatch: pytest.MonkeyPatch,
     airflow_db: Path,
     sandbox_factory: Callable[..., SandboxInfo],
-) -> Env:
+) -> Iterator[Env]:
     """Sandbox connections, a DuckDB warehouse and the DAG file above as the DAGs folder; no
     settings file anywhere."""
+    import airflow.settings
+
+    dags_folder = airflow.settings.DAGS_FOLDER
     sb = sandbox_factory(catalog_size=500)
     for conn_id, conn in sb.connections().items():
         conn = {**conn, "extra": {**conn.get("extra", {}), "max_attempts": 3, "backoff_base": 0.05}}
@@ -117,7 +120,10 @@ def env(
     (dags / "my_inventory.py").write_text(text)
     monkeypatch.setenv("AIRFLOW__CORE__DAGS_FOLDER", str(dags))
     monkeypatch.setattr("airflow.settings.DAGS_FOLDER", str(dags))  # the dags-folder bundle's path
-    return Env(sb, Warehouse.from_conn_id("usdirect_warehouse"), tmp_path)
+    yield Env(sb, Warehouse.from_conn_id("usdirect_warehouse"), tmp_path)
+    # After these runs airflow.settings.DAGS_FOLDER still names this folder (monkeypatch's undo
+    # does not restore it), and later tests' dag.test() would sync it instead of dags/.
+    airflow.settings.DAGS_FOLDER = dags_folder
 
 
 def _run(env: Env, dag_id: str, **kwargs: Any) -> Any:
