@@ -11,11 +11,15 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 UV_HOME := $(VENV)/uv
 UV := $(UV_HOME)/bin/uv
-# index-args: the index pip is configured with, for uv (scripts/uv_index_args.py). Bytecode is
-# compiled at install, as pip does: uv does not by default, and with PYTHONDONTWRITEBYTECODE set
-# (as on the test machines) every Airflow process would then compile its modules at each start.
+# index-args: the index pip is configured with, for uv (scripts/uv_index_args.py).
 UV_PIP = $(UV) pip install --quiet --python $(BIN)/python $$(cat $(UV_HOME)/index-args) \
-	--compile-bytecode -c constraints.txt --build-constraints constraints.txt
+	-c constraints.txt --build-constraints constraints.txt
+# Bytecode for the whole venv, for the tests: uv installs none, and with PYTHONDONTWRITEBYTECODE
+# set (as on the test machines) every Airflow process the tests start would compile its modules
+# at each start. The demo, one process, writes what it imports instead (its PYTHONDONTWRITEBYTECODE
+# is cleared): compiling all of the run-time set first would cost it more than it saves.
+COMPILE_VENV = $(BIN)/python -c "import compileall, sysconfig; \
+	compileall.compile_dir(sysconfig.get_paths()['purelib'], quiet=2, workers=0)"
 RUNTIME_STAMP := $(VENV)/.installed-runtime
 DEV_STAMP := $(VENV)/.installed-dev
 
@@ -51,10 +55,11 @@ $(RUNTIME_STAMP): requirements.txt constraints.txt pyproject.toml plugins/usdire
 # Plus the tools (`make test`, `make lint`).
 $(DEV_STAMP): $(RUNTIME_STAMP) requirements-dev.txt
 	$(UV_PIP) -r requirements.txt -r requirements-dev.txt
+	$(COMPILE_VENV)
 	touch $@
 
 demo: $(RUNTIME_STAMP)
-	$(BIN)/python scripts/demo.py
+	PYTHONDONTWRITEBYTECODE= $(BIN)/python scripts/demo.py
 
 lint: install
 	$(BIN)/ruff check .
