@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from usdirect.domain.records import DATE, INT, INT32, MONEY, STRING, TIMESTAMP, Field, Record, Source, mapped
+from usdirect.domain.records import DATE, INT32, MONEY, STRING, Field, Record, delivery_fields, mapped
 
 INVOICE = Record(
     "invoice",
@@ -21,23 +21,7 @@ INVOICE = Record(
         mapped("fees", MONEY),
         mapped("tax", MONEY),
         Field("check_problem", STRING, description="what the total and quantity checks found"),
-        Field("first_seen_at", TIMESTAMP, nullable=False, source=Source.WAREHOUSE),
-        Field("last_seen_at", TIMESTAMP, nullable=False, source=Source.WAREHOUSE),
-        Field(
-            "run_id",
-            STRING,
-            nullable=False,
-            source=Source.WAREHOUSE,
-            description="the run that last wrote it",
-        ),
-        Field(
-            "platform_invoice_id",
-            INT,
-            source=Source.WAREHOUSE,
-            description="id on the platform once delivered",
-        ),
-        Field("platform_status", STRING, source=Source.WAREHOUSE),
-        Field("platform_error", STRING, source=Source.WAREHOUSE, description="why the last delivery failed"),
+        *delivery_fields("platform_invoice_id"),
     ),
 )
 

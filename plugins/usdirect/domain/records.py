@@ -88,6 +88,25 @@ def mapped(
     return Field(name, type, nullable, key, Source.TEMPLATE, required, description)
 
 
+def delivery_fields(platform_id: str) -> tuple[Field, ...]:
+    """The warehouse's bookkeeping of a record it keeps and delivers to the platform: when it was
+    seen, by which run, and what became of its delivery (``platform_id`` names the platform's id)."""
+    return (
+        Field("first_seen_at", TIMESTAMP, nullable=False, source=Source.WAREHOUSE),
+        Field("last_seen_at", TIMESTAMP, nullable=False, source=Source.WAREHOUSE),
+        Field(
+            "run_id",
+            STRING,
+            nullable=False,
+            source=Source.WAREHOUSE,
+            description="the run that last wrote it",
+        ),
+        Field(platform_id, INT, source=Source.WAREHOUSE, description="id on the platform once delivered"),
+        Field("platform_status", STRING, source=Source.WAREHOUSE),
+        Field("platform_error", STRING, source=Source.WAREHOUSE, description="why the last delivery failed"),
+    )
+
+
 @dataclass(frozen=True)
 class Record:
     """A record kind: its fields in stored column order, and its warehouse table (None when the

@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import Any, Protocol
 
-from usdirect.domain.records import DATE, INT, INT32, STRING, TIMESTAMP, Field, Record, Source, mapped
+from usdirect.domain.records import DATE, INT32, STRING, TIMESTAMP, Field, Record, delivery_fields, mapped
 
 SHIPMENT = Record(
     "shipment",
@@ -22,23 +22,7 @@ SHIPMENT = Record(
         mapped("supplier_status", STRING, "US Direct's own status word"),
         mapped("ship_date", DATE),
         mapped("updated_at", TIMESTAMP, "when US Direct last changed it (newest wins)"),
-        Field("first_seen_at", TIMESTAMP, nullable=False, source=Source.WAREHOUSE),
-        Field("last_seen_at", TIMESTAMP, nullable=False, source=Source.WAREHOUSE),
-        Field(
-            "run_id",
-            STRING,
-            nullable=False,
-            source=Source.WAREHOUSE,
-            description="the run that last wrote it",
-        ),
-        Field(
-            "platform_shipment_id",
-            INT,
-            source=Source.WAREHOUSE,
-            description="id on the platform once delivered",
-        ),
-        Field("platform_status", STRING, source=Source.WAREHOUSE),
-        Field("platform_error", STRING, source=Source.WAREHOUSE, description="why the last delivery failed"),
+        *delivery_fields("platform_shipment_id"),
     ),
 )
 
