@@ -37,19 +37,22 @@ class OperationSpec:
     """
 
     id: str
-    dag_suffix: str
     windowed: bool
     template_kind: TemplateKind
     guide_section: str
     doc: str
     params: tuple[ParamSpec, ...] = ()
 
+    @property
+    def dag_suffix(self) -> str:
+        """What follows ``usdirect_`` (and the account) in the DAG id: the operation id itself."""
+        return self.id
+
 
 _PO_NUMBERS = {"type": "array", "items": {"type": "string"}}
 
 GET_INVENTORY = OperationSpec(
     id="get_inventory",
-    dag_suffix="get_inventory",
     windowed=False,
     template_kind="inventory",
     guide_section="inventory",
@@ -74,7 +77,6 @@ GET_INVENTORY = OperationSpec(
 )
 GET_INVENTORY_CHANGES = OperationSpec(
     id="get_inventory_changes",
-    dag_suffix="get_inventory_changes",
     windowed=True,
     template_kind="inventory",
     guide_section="inventory",
@@ -82,7 +84,6 @@ GET_INVENTORY_CHANGES = OperationSpec(
 )
 SEND_ORDERS = OperationSpec(
     id="send_orders",
-    dag_suffix="send_orders",
     windowed=False,
     template_kind="orders",
     guide_section="orders",
@@ -104,7 +105,6 @@ SEND_ORDERS = OperationSpec(
 )
 GET_SHIPMENTS = OperationSpec(
     id="get_shipments",
-    dag_suffix="get_shipments",
     windowed=True,
     template_kind="shipments",
     guide_section="shipments",
@@ -112,7 +112,6 @@ GET_SHIPMENTS = OperationSpec(
 )
 GET_INVOICES = OperationSpec(
     id="get_invoices",
-    dag_suffix="get_invoices",
     windowed=False,
     template_kind="invoices",
     guide_section="invoices",
