@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from usdirect.domain import products as pr
 from usdirect.operators.base import OperationRun
 from usdirect.operators.inventory_fetch import CHANGES, FULL
 from usdirect.operators.inventory_map import UsDirectInventoryStepOperator, mapped_feed, template
@@ -59,6 +60,8 @@ class UsDirectInventoryToWarehouseOperator(UsDirectInventoryTargetOperator):
     """Apply a partition of the mapped feed to ``usdirect_inventory`` / ``_history`` as one
     transaction; SKUs the feed lacks are archived by the ``Absence`` rule. Returns the counts."""
 
+    products = pr.Products(tables=(pr.INVENTORY, pr.INVENTORY_HISTORY))
+
     def execute_run(self, run: OperationRun) -> dict[str, int]:
         return load_warehouse(run, dict(self.mapped or {}))
 
@@ -67,6 +70,8 @@ class UsDirectInventoryToPlatformOperator(UsDirectInventoryTargetOperator):
     """Send a partition's changes since the last successful publish (resumable through the
     ledger); a reconciling run first makes the ledger say what the platform really holds.
     Returns the counts, with the SKUs absent from the feed but not archived yet (``missing``)."""
+
+    products = pr.Products(platform=(pr.PLATFORM_INVENTORY,), reads=("platform:GET /inventory/variants",))
 
     def execute_run(self, run: OperationRun) -> dict[str, Any]:
         return publish_platform(run, dict(self.mapped or {}))
@@ -90,12 +95,16 @@ class UsDirectInventoryChangesTargetOperator(UsDirectBaseOperator):
 class UsDirectInventoryChangesToWarehouseOperator(UsDirectInventoryChangesTargetOperator):
     """Apply the mapped changes to ``usdirect_inventory`` / ``_history`` as one transaction."""
 
+    products = pr.Products(tables=(pr.INVENTORY, pr.INVENTORY_HISTORY))
+
     def execute_run(self, run: OperationRun) -> dict[str, int]:
         return load_warehouse(run, dict(self.mapped or {}))
 
 
 class UsDirectInventoryChangesToPlatformOperator(UsDirectInventoryChangesTargetOperator):
     """Send the changed prices and quantities the platform does not have yet (through the ledger)."""
+
+    products = pr.Products(platform=(pr.PLATFORM_INVENTORY,))
 
     def execute_run(self, run: OperationRun) -> dict[str, Any]:
         return publish_platform(run, dict(self.mapped or {}))

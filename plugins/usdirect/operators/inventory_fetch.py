@@ -10,6 +10,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
+from usdirect.domain import products as pr
 from usdirect.operators.base import OperationRun
 from usdirect.operators.usdirect_operator import UsDirectBaseOperator, utc_time
 
@@ -31,6 +32,7 @@ class UsDirectGetInventoryOperator(UsDirectBaseOperator):
     """
 
     operation = FULL
+    products = pr.Products(reads=(pr.USDIRECT_FEED,))
 
     def __init__(
         self, *, reconcile: bool | None = None, reconcile_every_days: int | None = None, **kwargs: Any
@@ -60,6 +62,7 @@ class UsDirectGetInventoryChangesOperator(UsDirectBaseOperator):
     """
 
     operation = CHANGES
+    products = pr.Products(reads=("usdirect:GET /v1/inventory",))
     template_fields: Sequence[str] = (*UsDirectBaseOperator.template_fields, "window_start", "window_end")
 
     def __init__(

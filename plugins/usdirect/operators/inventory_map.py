@@ -15,6 +15,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from usdirect.domain import products as pr
 from usdirect.operators.base import OperationRun
 from usdirect.operators.inventory_fetch import CHANGES, FULL
 from usdirect.operators.usdirect_operator import UsDirectBaseOperator
@@ -60,6 +61,7 @@ class UsDirectMapInventoryOperator(UsDirectInventoryStepOperator):
     """
 
     operation = FULL
+    products = pr.Products(tables=(pr.REJECTS,))
     template_fields: Sequence[str] = (*UsDirectBaseOperator.template_fields, "fetched")
 
     def __init__(
@@ -95,6 +97,7 @@ class UsDirectMapInventoryChangesOperator(UsDirectBaseOperator):
     """
 
     operation = CHANGES
+    products = pr.Products(tables=(pr.REJECTS,))
     template_fields: Sequence[str] = (*UsDirectBaseOperator.template_fields, "fetched")
 
     def __init__(self, *, fetched: Any = None, max_reject_share: float | None = None, **kwargs: Any) -> None:

@@ -12,6 +12,7 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from usdirect.domain import products as pr
 from usdirect.operators.base import OperationRun
 from usdirect.operators.delivery import UsDirectStagedTargetOperator, deliver_staged_to_platform, wire_targets
 from usdirect.operators.usdirect_operator import UsDirectBaseOperator, po_list
@@ -40,6 +41,7 @@ class UsDirectGetInvoicesOperator(UsDirectBaseOperator):
     """
 
     operation = OPERATION
+    products = pr.Products(reads=("usdirect:GET /v1/invoices/{po}", "warehouse:" + pr.SHIPMENTS))
     template_fields: Sequence[str] = (*UsDirectBaseOperator.template_fields, "po_numbers")
 
     def __init__(
@@ -67,6 +69,7 @@ class UsDirectInvoicesToWarehouseOperator(UsDirectStagedTargetOperator):
     reconciliation view. ``fetched`` is ``UsDirectGetInvoicesOperator``'s output."""
 
     operation = OPERATION
+    products = pr.Products(tables=(pr.INVOICES, pr.INVOICE_LINES, pr.REJECTS))
 
     def execute_run(self, run: OperationRun) -> dict[str, int]:
         return load_warehouse(run)
@@ -77,6 +80,7 @@ class UsDirectInvoicesToPlatformOperator(UsDirectStagedTargetOperator):
     ``fetched`` is ``UsDirectGetInvoicesOperator``'s output."""
 
     operation = OPERATION
+    products = pr.Products(platform=(pr.PLATFORM_INVOICES,))
 
     def execute_run(self, run: OperationRun) -> dict[str, int]:
         from usdirect.pipelines import invoices

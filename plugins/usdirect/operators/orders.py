@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from contextlib import ExitStack
 from typing import TYPE_CHECKING, Any
 
+from usdirect.domain import products as pr
 from usdirect.operators.base import OperationRun
 from usdirect.operators.usdirect_operator import UsDirectBaseOperator, po_list
 from usdirect.settings.config import Account, Config
@@ -50,6 +51,11 @@ class UsDirectSendOrdersOperator(UsDirectBaseOperator):
     """
 
     operation = "send_orders"
+    products = pr.Products(
+        tables=(pr.FULFILLMENT_REQUESTS,),
+        platform=(pr.PLATFORM_FULFILLMENT_REQUESTS,),
+        reads=("platform:GET /fulfillment-requests",),
+    )
     template_fields: Sequence[str] = (*UsDirectBaseOperator.template_fields, "po_numbers")
 
     def __init__(

@@ -12,6 +12,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from usdirect.domain import products as pr
 from usdirect.operators.base import OperationRun
 from usdirect.operators.delivery import UsDirectStagedTargetOperator, deliver_staged_to_platform, wire_targets
 from usdirect.operators.usdirect_operator import UsDirectBaseOperator, utc_time
@@ -40,6 +41,13 @@ class UsDirectGetShipmentsOperator(UsDirectBaseOperator):
     """
 
     operation = OPERATION
+    products = pr.Products(
+        reads=(
+            "usdirect:GET /v1/shipments",
+            "usdirect:GET /v1/orders/{po}",
+            "warehouse:" + pr.FULFILLMENT_REQUESTS,
+        )
+    )
     template_fields: Sequence[str] = (*UsDirectBaseOperator.template_fields, "window_start", "window_end")
 
     def __init__(
@@ -78,6 +86,7 @@ class UsDirectShipmentsToWarehouseOperator(UsDirectStagedTargetOperator):
     window. ``fetched`` is ``UsDirectGetShipmentsOperator``'s output."""
 
     operation = OPERATION
+    products = pr.Products(tables=(pr.SHIPMENTS, pr.SHIPMENT_ITEMS, pr.REJECTS))
 
     def execute_run(self, run: OperationRun) -> dict[str, int]:
         return load_warehouse(run, self.fetched or {})
@@ -89,6 +98,7 @@ class UsDirectShipmentsToPlatformOperator(UsDirectStagedTargetOperator):
     fetched window. ``fetched`` is ``UsDirectGetShipmentsOperator``'s output."""
 
     operation = OPERATION
+    products = pr.Products(platform=(pr.PLATFORM_SHIPMENTS,))
 
     def execute_run(self, run: OperationRun) -> dict[str, int]:
         from usdirect.pipelines import shipments

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseOperator
 
+from usdirect.domain import products as pr
 from usdirect.operators.base import RunSource, operation_run
 
 if TYPE_CHECKING:
@@ -53,6 +54,8 @@ class UsDirectBaseOperator(BaseOperator):
     """
 
     operation: ClassVar[str]
+    # What the step writes and reads: its Assets and lineage are derived from it.
+    products: ClassVar[pr.Products] = pr.NONE
     template_fields: Sequence[str] = (
         "account_id",
         "usdirect_conn_id",
