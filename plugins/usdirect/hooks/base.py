@@ -77,6 +77,12 @@ class ApiHook(BaseHook):
     def _register_extra_secrets(self, extras: dict[str, Any]) -> None:
         """Subclasses register the secrets they keep in extras."""
 
+    @property
+    def base_url(self) -> str:
+        """The API base URL the calls go to (a host without scheme is read as ``https://``)."""
+        self._load()
+        return self._host
+
     def conn_field(self, name: str) -> Any:
         self._load()
         return extra_value(self._extras, self.conn_type, name)

@@ -21,6 +21,7 @@ from usdirect.domain import products as pr
 from usdirect.operators.base import RunSource, operation_run
 
 if TYPE_CHECKING:
+    from airflow.providers.openlineage.extractors.base import OperatorLineage
     from airflow.sdk import Context
 
     from usdirect.operators.base import OperationRun
@@ -56,6 +57,7 @@ class UsDirectBaseOperator(BaseOperator):
     operation: ClassVar[str]
     # What the step writes and reads: its Assets and lineage are derived from it.
     products: ClassVar[pr.Products] = pr.NONE
+    _lineage_run: OperationRun | None = None  # the run frame of the last execute, for lineage
     template_fields: Sequence[str] = (
         "account_id",
         "usdirect_conn_id",
@@ -166,11 +168,19 @@ class UsDirectBaseOperator(BaseOperator):
         with operation_run(
             self.operation, self.run_source(), params=self.run_inputs(), window=self.run_window()
         ) as run:
+            self._lineage_run = run
             return self.execute_run(run)
 
     def execute_run(self, run: OperationRun) -> Any:
         """The step's work, inside the run frame."""
         raise NotImplementedError
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage[Any, Any] | None:
+        """What the step read and wrote, for the OpenLineage provider when it is installed (the
+        ``lineage`` extra); see ``usdirect.operators.lineage``."""
+        from usdirect.operators.lineage import operator_lineage
+
+        return operator_lineage(self.products, self._lineage_run)
 
 
 def _given(values: Mapping[str, Any]) -> dict[str, Any]:
