@@ -233,6 +233,38 @@ class Catalog:
         self._order = None
         return {"price": len(price), "quantity": len(qty), "new": new_count, "removed": len(removed)}
 
+    def corrupt_prices(self, count: int, new: int = 0, at: int | None = None) -> dict[str, list[str]]:
+        """A version with broken prices (a price guard's test): per kind, `count` stocked SKUs get a
+        cost a hundredth or ten times what it was, or a MAP above their MSRP; `new` SKUs arrive
+        with a MAP above their MSRP. Returns the SKUs of each kind."""
+        at = max(int(at if at is not None else self.epoch + 3600), int(self.updated_at.max()) + 1)
+        self.version += 1
+        rng = np.random.default_rng([self.seed, self.version, 7])
+        pool = np.flatnonzero(self.present & (self.status != DISCONTINUED) & (self.msrp >= 0))
+        picked = rng.choice(pool, size=min(len(pool), 3 * count), replace=False)
+        drop, rise, above = picked[:count], picked[count : 2 * count], picked[2 * count :]
+        self.cost[drop] = np.maximum(1, self.cost[drop] // 100)
+        self.cost[rise] = self.cost[rise] * 10
+        self.map[above] = self.msrp[above] + np.maximum(100, self.msrp[above] // 10)
+        self.updated_at[picked] = at
+        first_new = self.total
+        self._grow(new, at=at)
+        added = np.arange(first_new, self.total, dtype=np.int64)
+        self.status[added], self.quantity[added] = ACTIVE, 10
+        self.msrp[added] = self.cost[added] * 2
+        self.map[added] = self.msrp[added] + 100
+        self._order = None
+
+        def skus(idx: np.ndarray) -> list[str]:
+            return [str(SKU_BASE + int(i)) for i in sorted(idx)]
+
+        return {
+            "cost_drop": skus(drop),
+            "cost_rise": skus(rise),
+            "map_above_msrp": skus(above),
+            "new": skus(added),
+        }
+
     def _set_quantity(self, indices: np.ndarray, quantity: np.ndarray) -> None:
         """New stock levels: 0 means backorder, more means active (discontinued SKUs stay so)."""
         self.quantity[indices] = quantity

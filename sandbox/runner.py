@@ -95,6 +95,11 @@ class SandboxInfo:
         """Switch feed and /v1/inventory to the next version (shares: price, quantity, new, removed)."""
         return self._admin("usdirect", "POST", "catalog/next-version", shares)
 
+    def corrupt_prices(self, count: int, new: int = 0) -> dict[str, list[str]]:
+        """Switch to a version where `count` SKUs per kind have broken prices (cost x0.01, cost x10,
+        MAP above MSRP) and `new` new SKUs a MAP above their MSRP; their SKUs per kind."""
+        return self._admin("usdirect", "POST", "catalog/corrupt-prices", {"count": count, "new": new})["skus"]
+
     def touch_skus(self, skus: list[str]) -> int:
         """Change the quantity of these SKUs now (their updated_at moves past every other row)."""
         return self._admin("usdirect", "POST", "catalog/touch", {"skus": skus})["touched"]

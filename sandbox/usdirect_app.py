@@ -283,6 +283,20 @@ def _admin(state: SandboxState) -> APIRouter:
         await asyncio.to_thread(state.feed.refresh)
         return {"version": state.catalog.version, "changed": changed}
 
+    @router.post("/catalog/corrupt-prices")
+    async def corrupt_prices(request: Request) -> dict:
+        body = await read_json(request, default={})
+        try:
+            count, new = int(body.get("count", 1)), int(body.get("new", 0))
+        except (TypeError, ValueError):
+            raise ApiError(
+                422, "validation_failed", 'send {"count": n, "new": m} with whole numbers'
+            ) from None
+        at = int(state.clock.now.timestamp())
+        skus = state.catalog.corrupt_prices(count, new, at=at)
+        await asyncio.to_thread(state.feed.refresh)
+        return {"version": state.catalog.version, "skus": skus}
+
     @router.post("/catalog/touch")
     async def touch(request: Request) -> dict:
         body = await read_json(request, default={})

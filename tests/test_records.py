@@ -15,6 +15,7 @@ import yaml
 from tests.support.connections import conn_env_var, warehouse_conn
 from tests.support.paths import MAPPINGS
 from usdirect.domain.fulfillment import FULFILLMENT_REQUEST, FULFILLMENT_REQUEST_LINE, ORDER, ORDER_LINE
+from usdirect.domain.held_changes import HELD_CHANGE
 from usdirect.domain.inventory import INVENTORY_ROW, MAPPED_SCHEMA
 from usdirect.domain.invoices import INVOICE, INVOICE_LINE
 from usdirect.domain.records import INT32, Record
@@ -23,11 +24,13 @@ from usdirect.domain.runs import RUN
 from usdirect.domain.shipments import SHIPMENT, SHIPMENT_ITEM
 from usdirect.mapping.schema import CANONICAL, parse_type
 from usdirect.targets.warehouse.audit import ensure_audit_tables
+from usdirect.targets.warehouse.held_changes import ensure_held_table
 from usdirect.targets.warehouse.inventory import INVENTORY, ensure_inventory_tables
 from usdirect.targets.warehouse.order_tables import ensure_tables
 from usdirect.targets.warehouse.sql import Warehouse
 
 STORED = (
+    HELD_CHANGE,
     FULFILLMENT_REQUEST,
     FULFILLMENT_REQUEST_LINE,
     SHIPMENT,
@@ -77,6 +80,7 @@ def warehouse(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, t
         ensure_tables(wh, conn)
         ensure_audit_tables(wh, conn)
         ensure_inventory_tables(wh, conn)
+        ensure_held_table(wh, conn)
     return wh
 
 

@@ -50,6 +50,20 @@ class OperationSpec:
 
 
 _PO_NUMBERS = {"type": "array", "items": {"type": "string"}}
+_ACCEPT_HELD = (
+    ParamSpec(
+        "accept_held",
+        [],
+        {"type": "array", "items": {"type": "string"}},
+        "Let these SKUs' held prices through in this run (the sku column of usdirect_held_changes).",
+    ),
+    ParamSpec(
+        "accept_all_held",
+        False,
+        {"type": "boolean"},
+        "Let every price the guard holds through in this run: held ones and new anomalies alike.",
+    ),
+)
 
 GET_INVENTORY = OperationSpec(
     id="get_inventory",
@@ -73,6 +87,7 @@ GET_INVENTORY = OperationSpec(
             "(stale quantity or prices, live variants that should be archived, archived ones that should "
             "be live). Downloads the feed even when it is unchanged.",
         ),
+        *_ACCEPT_HELD,
     ),
 )
 GET_INVENTORY_CHANGES = OperationSpec(
@@ -81,6 +96,7 @@ GET_INVENTORY_CHANGES = OperationSpec(
     template_kind="inventory",
     guide_section="inventory",
     doc="Price and quantity changes from /v1/inventory over the run's data interval.",
+    params=_ACCEPT_HELD,
 )
 SEND_ORDERS = OperationSpec(
     id="send_orders",

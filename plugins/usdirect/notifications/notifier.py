@@ -242,9 +242,9 @@ def alert_needs_attention(
     """Alert from a task that succeeded but left something for a person; returns channels reached.
 
     ``reason`` is one of ``orders_need_attention``, ``orders_awaiting_confirmation``,
-    ``feed_guard_tripped``, ``invoices_overdue``, ``reject_share_high``, ``window_gap``; ``summary``
-    says what in plain words (counts, not secrets), ``details`` adds a few key/value lines (e.g. the
-    first POs). Call it inside ``operation_run``.
+    ``feed_guard_tripped``, ``prices_held``, ``invoices_overdue``, ``reject_share_high``,
+    ``window_gap``; ``summary`` says what in plain words (counts, not secrets), ``details`` adds a
+    few key/value lines (e.g. the first POs). Call it inside ``operation_run``.
     """
     from airflow.sdk import get_current_context
 

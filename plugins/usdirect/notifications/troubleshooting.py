@@ -277,6 +277,13 @@ ATTENTION_FIXES: dict[str, tuple[str | None, str]] = {
         "check the feed with US Direct; if the catalog really shrank, trigger usdirect_get_inventory "
         'with the Param {"allow_shrink": true} (Trigger DAG w/ config)',
     ),
+    "prices_held": (
+        "inventory",
+        "check the SKUs listed (table usdirect_held_changes: old and new prices, reason); if the new "
+        'prices are right, trigger the DAG with {"accept_held": ["<sku>", ...]} or {"accept_all_held": '
+        "true}; otherwise ask US Direct to fix the feed (the same new prices in confirm_after_feeds "
+        "runs in a row are let through)",
+    ),
     "invoices_overdue": (
         "invoices",
         "ask US Direct for the missing invoices of the POs listed; check the Reseller Token is entitled "

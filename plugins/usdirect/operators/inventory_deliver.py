@@ -18,6 +18,7 @@ from usdirect.domain import products as pr
 from usdirect.operators.base import OperationRun
 from usdirect.operators.inventory_fetch import CHANGES, FULL
 from usdirect.operators.inventory_map import UsDirectInventoryStepOperator, mapped_feed, template
+from usdirect.operators.price_guard import alert_if_held, price_rule
 from usdirect.operators.usdirect_operator import UsDirectBaseOperator
 
 if TYPE_CHECKING:
@@ -98,7 +99,10 @@ class UsDirectInventoryChangesToWarehouseOperator(UsDirectInventoryChangesTarget
     products = pr.Products(tables=(pr.INVENTORY, pr.INVENTORY_HISTORY))
 
     def execute_run(self, run: OperationRun) -> dict[str, int]:
-        return load_warehouse(run, dict(self.mapped or {}))
+        counts = load_warehouse(run, dict(self.mapped or {}))
+        if "platform" not in run.targets:  # else the publish, which runs after, alerts
+            alert_if_held(run)
+        return counts
 
 
 class UsDirectInventoryChangesToPlatformOperator(UsDirectInventoryChangesTargetOperator):
@@ -107,7 +111,9 @@ class UsDirectInventoryChangesToPlatformOperator(UsDirectInventoryChangesTargetO
     products = pr.Products(platform=(pr.PLATFORM_INVENTORY,))
 
     def execute_run(self, run: OperationRun) -> dict[str, Any]:
-        return publish_platform(run, dict(self.mapped or {}))
+        out = publish_platform(run, dict(self.mapped or {}))
+        alert_if_held(run)
+        return out
 
 
 class UsDirectRecordFeedStateOperator(UsDirectBaseOperator):
@@ -173,10 +179,11 @@ def load_warehouse(run: OperationRun, mapped: dict[str, Any]) -> dict[str, int]:
     account_id = run.account.id
     with mapped_feed(run, _stage(run), mapped) as feed:
         if run.operation == FULL:
-            counts = load_full(wh, account_id, run.run_id, feed, now, _absence(run, mapped), part)
+            absence = _absence(run, mapped)
+            counts = load_full(wh, account_id, run.run_id, feed, now, absence, part, price_rule(run))
         else:
             assert isinstance(feed, Path)  # the changes never build on an earlier run's feed
-            counts = load_changes(wh, account_id, run.run_id, feed, now)
+            counts = load_changes(wh, account_id, run.run_id, feed, now, price_rule(run))
     if run.operation == CHANGES:
         run.record_window("warehouse", mapped)
     run.record.counts.update(counts.as_dict())
@@ -220,12 +227,19 @@ def publish_platform(run: OperationRun, mapped: dict[str, Any]) -> dict[str, Any
             absence=absence,
             archive_unseen=full,
             partition=part,
+            guard=price_rule(run),
+            run_id=run.run_id,
         )
         run.record.counts.update(planned_calls=plan.calls, unchanged=plan.unchanged, deferred=plan.deferred)
         counts = publish(client, wh, account_id, run.run_id, plan, writable, mapped=feed if full else None)
     if not full:
         run.record_window("platform", mapped)
-    out = counts.as_dict() | {"unchanged": plan.unchanged, "deferred": plan.deferred, "missing": plan.missing}
+    out = counts.as_dict() | {
+        "unchanged": plan.unchanged,
+        "deferred": plan.deferred,
+        "missing": plan.missing,
+        "held": plan.held,
+    }
     run.record.counts.update(out)
     run.record.rows_changed = counts.updated + counts.created + counts.archived
     return out
@@ -250,9 +264,13 @@ def record_feed_state(
 
     feed = mapped[0] if isinstance(mapped, list) else mapped  # every entry has the feed's counts
     missing = max((sum(int(d.get("missing") or 0) for d in _outputs(x)) for x in delivered), default=0)
+    # While prices are held, the next run downloads the feed again (no 304): that download is what
+    # confirms them, or what an accept_held run releases.
+    held = alert_if_held(run)
+    fresh = missing or held
     state = FeedState(
-        etag=None if missing else feed.get("etag"),
-        last_modified=None if missing else feed.get("last_modified"),
+        etag=None if fresh else feed.get("etag"),
+        last_modified=None if fresh else feed.get("last_modified"),
         sku_count=int(feed["skus"]),
         run_id=run.run_id,
         loaded_at=dt.datetime.now(dt.UTC),

@@ -80,6 +80,17 @@ class Account(_Strict):
         return v
 
 
+class PriceGuardSettings(_Strict):
+    """get_inventory / get_inventory_changes: hold back anomalous prices (``usdirect_held_changes``)."""
+
+    enabled: bool = True
+    # A cost that falls or rises by more than this share of the last good cost is held (0.6 = 60%).
+    max_change_share: float = Field(default=0.6, gt=0)
+    cost_floor: float = Field(default=0.05, ge=0)  # a new cost below this is held
+    # The same new prices in this many runs in a row release them (1: record only, never hold).
+    confirm_after_feeds: int = Field(default=2, ge=1)
+
+
 class Operation(_Strict):
     schedule: str | None
     template: str
@@ -103,6 +114,7 @@ class Operation(_Strict):
     # po_numbers or confirm: true submit (usdirect.pipelines.orders_gate).
     automatic: bool = False
     max_gap_hours: int = Field(default=14 * 24, ge=1)  # windowed DAGs: alert when a run reads a longer gap
+    price_guard: PriceGuardSettings = PriceGuardSettings()
 
     @field_validator("schedule")
     @classmethod

@@ -30,6 +30,7 @@ from typing import Any, Protocol
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from usdirect.domain.held_changes import PriceRule
 from usdirect.domain.inventory import PublishKind, sql_type
 from usdirect.engine.absence import Absence, archive_at_once
 from usdirect.engine.base import (
@@ -41,6 +42,7 @@ from usdirect.engine.base import (
 )
 from usdirect.engine.partitions import Partition, and_in
 from usdirect.engine.reuse import MappedFeed, feed_source
+from usdirect.targets.platform.inventory_guard import guard_publish
 from usdirect.targets.warehouse.inventory import add_columns
 from usdirect.targets.warehouse.sql import Warehouse, quote_ident
 
@@ -74,6 +76,7 @@ class Plan:
     unchanged: int
     deferred: int  # new SKUs not sent: changes-only rows, archived SKUs unless archive_unseen, switches off
     missing: int = 0  # ledger SKUs the full feed lacks that are not archived yet
+    held: int = 0  # SKUs whose prices the price guard holds back (sent with the ledger's prices)
 
     @property
     def calls(self) -> int:
@@ -132,6 +135,8 @@ def plan_publish(
     now: dt.datetime | None = None,
     archive_unseen: bool = False,
     partition: Partition | None = None,
+    guard: PriceRule | None = None,
+    run_id: str = "",
 ) -> Plan:
     """Compare the mapped rows with the ledger and write the rows to send into ``workdir``.
 
@@ -145,6 +150,9 @@ def plan_publish(
     so each is sent once (a reconcile records the ones the platform lacks, so they are not sent).
 
     ``partition``: ``mapped`` is that slice of the feed, compared with the same slice of the ledger.
+
+    ``guard``: hold anomalous prices back (``usdirect.targets.platform.inventory_guard``), recorded
+    as seen by ``run_id``.
     """
     absence = absence or archive_at_once()
     now = now or dt.datetime.now(dt.UTC)
@@ -164,9 +172,14 @@ def plan_publish(
             )
             _engine_table(wh, conn, engine, "_usd_ledger", query)
             engine.execute(f"CREATE OR REPLACE TEMP VIEW _usd_pub AS SELECT * FROM {feed_source(mapped)}")
+            held = 0
+            if guard is not None:
+                source = feed_source(mapped)
+                held = guard_publish(wh, conn, engine, account, guard, run_id, now, source, full, partition)
             due = absence.due_sql("l.missing_feed_seq", "l.missing_since", now) if can_archive else "FALSE"
             unseen = can_archive and archive_unseen
             plan = _write_plan(engine, workdir, fields, can_create, can_archive, full, due, unseen)
+            plan = dataclasses.replace(plan, held=held)
             if can_archive:  # without the archived switch nothing is archived, so nothing is missing
                 plan = _mark_missing(wh, conn, engine, account, absence, now, plan, due)
             return plan

@@ -30,6 +30,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from usdirect.domain.held_changes import PriceRule
 from usdirect.domain.inventory import (
     CHANGE_FIELDS,
     MAPPED_COLUMNS,
@@ -47,7 +48,9 @@ from usdirect.engine.base import (
     sql_literal,
 )
 from usdirect.engine.partitions import Partition, and_in
+from usdirect.engine.price_guard import guarded_sql
 from usdirect.engine.reuse import MappedFeed, feed_rows, feed_source
+from usdirect.targets.warehouse.inventory_guard import guard_changes, guard_first_load, guard_full
 from usdirect.targets.warehouse.sql import Warehouse, quote_ident
 
 INVENTORY = "usdirect_inventory"
@@ -79,6 +82,7 @@ class LoadCounts:
     history: int = 0
     missing: int = 0  # absent from this full feed, not archived yet (see ``Absence``)
     pending: int = 0  # first seen in the changes API, waiting for the full feed (``pending_full_feed``)
+    held: int = 0  # prices held back by the price guard (``usdirect_held_changes``)
 
     @property
     def changed(self) -> int:
@@ -263,13 +267,15 @@ def load_full(
     now: dt.datetime,
     absence: Absence | None = None,
     partition: Partition | None = None,
+    guard: PriceRule | None = None,
 ) -> LoadCounts:
     """Apply a full feed (mapped rows with ``row_hash``, one row per SKU): insert new SKUs, update
     changed ones, revive returning ones, and mark SKUs the feed no longer lists as missing,
     archiving those the ``absence`` rule says are gone (``None``: all of them, at once).
 
     ``partition``: ``mapped`` is that slice of the feed, compared with the same slice of the
-    stored rows only (``inventory_partitions``)."""
+    stored rows only (``inventory_partitions``). ``guard``: hold anomalous prices back
+    (``usdirect.targets.warehouse.inventory_guard``)."""
     absence = absence or archive_at_once()
     with wh.connect() as conn:
         _take_turn(wh, conn, account)
@@ -283,6 +289,8 @@ def load_full(
                 "WHERE account = {a}" + and_in(partition, wh.dialect)
             )
             if delta.current_is_empty():
+                if guard is not None:
+                    counts.held = guard_first_load(delta, guard, run_id, now, feed_source(mapped), partition)
                 counts.inserted = delta.initial_insert(run_id, now)
                 return counts
             # Which SKUs changed is decided on three columns first; only their rows are then read
@@ -295,7 +303,13 @@ FROM (SELECT sku, row_hash, archived FROM _usd_feed) f LEFT JOIN _usd_current c 
 WHERE c.sku IS NULL OR (c.archived AND NOT f.archived) OR c.row_hash <> f.row_hash
    OR c.missing_feed_seq IS NOT NULL OR c.pending_full_feed"""
             )
-            delta.stage("SELECT f.*, d._op FROM _usd_feed f JOIN _usd_changed d ON d.sku = f.sku")
+            staged = "SELECT f.*, d._op FROM _usd_feed f JOIN _usd_changed d ON d.sku = f.sku"
+            if guard is not None:
+                source = feed_source(mapped)
+                counts.held = guard_full(delta, guard, run_id, now, source, "_usd_changed", partition)
+                if counts.held:
+                    staged = guarded_sql(staged, rehash=row_hash_sql(), stored="_usd_current")
+            delta.stage(staged)
             counts.archived, counts.missing = delta.stage_absent(absence, now)
             ops = delta.staged_ops()
             counts.inserted, counts.updated, counts.revived = ops["insert"], ops["update"], ops["revive"]
@@ -304,7 +318,9 @@ WHERE c.sku IS NULL OR (c.archived AND NOT f.archived) OR c.row_hash <> f.row_ha
     return counts
 
 
-def load_changes(wh: Warehouse, account: str, run_id: str, changes: Path, now: dt.datetime) -> LoadCounts:
+def load_changes(
+    wh: Warehouse, account: str, run_id: str, changes: Path, now: dt.datetime, guard: PriceRule | None = None
+) -> LoadCounts:
     """Apply price/quantity/status changes (mapped Parquet, one row per SKU) on top of the stored rows.
 
     A change older than what is stored (``source_updated_at``) is ignored, so replaying an earlier
@@ -328,9 +344,14 @@ FROM _usd_feed x LEFT JOIN _usd_current c ON c.sku = x.sku
 WHERE c.sku IS NULL OR c.source_updated_at IS NULL OR x.source_updated_at > c.source_updated_at"""
             )
             counts.stale = counts.read - delta.scalar("SELECT count(*) FROM _usd_merged")
+            merged = "_usd_merged"
+            if guard is not None:
+                counts.held = guard_changes(delta, guard, run_id, now, merged)
+                if counts.held:
+                    merged = f"({guarded_sql('SELECT * FROM _usd_merged')})"
             delta.stage(
                 f"""SELECT * EXCLUDE (_old_hash, _new), CASE WHEN _new THEN 'insert' ELSE 'update' END AS _op
-FROM (SELECT m.*, {row_hash_sql("m")} AS row_hash FROM _usd_merged m) s
+FROM (SELECT m.*, {row_hash_sql("m")} AS row_hash FROM {merged} m) s
 WHERE _new OR row_hash <> _old_hash"""
             )
             ops = delta.staged_ops()
