@@ -147,7 +147,9 @@ def test_each_task_reports_its_datasets_counts_and_schemas_and_no_secret(
         {"type": "file", "log_file_path": str(events_file), "append": True}
     )
     # Every attribute of the operators goes into the events too: none may carry a secret.
-    env["AIRFLOW__OPENLINEAGE__INCLUDE_FULL_TASK_INFO"] = "true"
+    env["AIRFLOW__OPENLINEAGE__EMISSION_POLICY"] = json.dumps(
+        [{"scope": {}, "controls": {"include_full_task_info": True}}]
+    )
     _dags_test(env)
 
     monkeypatch.setenv(*conn_env_var("usdirect_warehouse", warehouse))
