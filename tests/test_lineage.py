@@ -257,3 +257,33 @@ def test_a_table_is_named_by_the_openlineage_convention() -> None:
         conn_id="w", conn_type="duckdb", extra=json.dumps({"database": "md:wh?motherduck_token=TOK"})
     )
     assert "TOK" not in "".join(table_id(motherduck, None, "t"))
+
+
+def test_api_endpoints_and_warehouse_reads_of_a_step(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Get Shipments' fetch reads two US Direct endpoints (the Reseller API under a base path) and
+    the warehouse's fulfillment requests; rows_in goes to its first input."""
+    from usdirect.operators.base import OperationRun
+    from usdirect.operators.lineage import operator_lineage
+    from usdirect.operators.shipments import OPERATION, UsDirectGetShipmentsOperator
+    from usdirect.settings.config import operation_config
+    from usdirect.targets.warehouse.audit import RunRecord
+
+    usdirect = {"conn_type": "usdirect", "host": "https://api.usdirect.test/reseller/", "password": "T0KEN-1"}
+    monkeypatch.setenv(*conn_env_var("ol_usdirect", usdirect))
+    monkeypatch.setenv(*conn_env_var("ol_wh", {"conn_type": "duckdb", "host": str(tmp_path / "w.duckdb")}))
+    account = {"id": "main", "usdirect_conn_id": "ol_usdirect", "warehouse_conn_id": "ol_wh"}
+    cfg = operation_config(tmp_path / "dag.py", OPERATION, account, {"template": "t.yaml", "schedule": None})
+    record = RunRecord("r1", "d", "fetch_shipments", OPERATION, "main", rows_in=7)
+    run = OperationRun(OPERATION, cfg, cfg.accounts[0], record, "r1", "d", (None, None))
+
+    lineage = operator_lineage(UsDirectGetShipmentsOperator.products, run)
+    assert lineage is not None and lineage.outputs == []
+    assert [(d.namespace, d.name) for d in lineage.inputs] == [
+        ("https://api.usdirect.test:443", "/reseller/v1/shipments"),
+        ("https://api.usdirect.test:443", "/reseller/v1/orders/{po}"),
+        (f"duckdb://{tmp_path / 'w.duckdb'}", f"w.main.{pr.FULFILLMENT_REQUESTS}"),
+    ]
+    assert lineage.inputs[0].inputFacets["inputStatistics"].rowCount == 7
+    fields = lineage.inputs[2].facets["schema"].fields
+    assert [f.name for f in fields] == list(pr.table_record(pr.FULFILLMENT_REQUESTS).names)
+    assert "T0KEN-1" not in repr(lineage)
