@@ -30,6 +30,12 @@ class UsDirectStagedTargetOperator(UsDirectBaseOperator):
         super().__init__(**kwargs)
         self.fetched = fetched
 
+    def event_window(self, run: OperationRun) -> tuple[Any, Any]:
+        fetched = self.fetched if isinstance(self.fetched, Mapping) else {}
+        if fetched.get("window_start"):
+            return fetched["window_start"], fetched.get("window_end")
+        return super().event_window(run)
+
 
 def deliver_staged_to_platform(
     run: OperationRun,

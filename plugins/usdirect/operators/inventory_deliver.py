@@ -92,6 +92,10 @@ class UsDirectInventoryChangesTargetOperator(UsDirectBaseOperator):
         super().__init__(**kwargs)
         self.mapped = mapped
 
+    def event_window(self, run: OperationRun) -> tuple[Any, Any]:
+        mapped = dict(self.mapped or {})
+        return mapped.get("window_start"), mapped.get("window_end")
+
 
 class UsDirectInventoryChangesToWarehouseOperator(UsDirectInventoryChangesTargetOperator):
     """Apply the mapped changes to ``usdirect_inventory`` / ``_history`` as one transaction."""

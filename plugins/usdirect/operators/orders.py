@@ -87,6 +87,10 @@ class UsDirectSendOrdersOperator(UsDirectBaseOperator):
     def execute_run(self, run: OperationRun) -> dict[str, int]:
         return send_orders(run)
 
+    def changed_rows(self, run: OperationRun) -> int:
+        """The orders submitted: each marks its fulfillment request processed."""
+        return run.record.rows_out or 0
+
 
 def send_orders(run: OperationRun) -> dict[str, int]:
     """Map, validate and send the pending fulfillment requests; record each outcome."""

@@ -18,11 +18,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from airflow.sdk import BaseOperator
 
 from usdirect.domain import products as pr
+from usdirect.operators.assets import add_asset_events, asset_outlets
 from usdirect.operators.base import RunSource, operation_run
 
 if TYPE_CHECKING:
     from airflow.providers.openlineage.extractors.base import OperatorLineage
     from airflow.sdk import Context
+    from airflow.sdk.definitions.mappedoperator import OperatorPartial
 
     from usdirect.operators.base import OperationRun
 
@@ -86,6 +88,8 @@ class UsDirectBaseOperator(BaseOperator):
         operation_settings: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
+        if "outlets" not in kwargs:  # the step's Asset alias (see usdirect.operators.assets)
+            kwargs["outlets"] = asset_outlets(self.products, account_id, self.operation)
         super().__init__(**kwargs)
         self.account_id = account_id
         self.from_settings = from_settings
@@ -111,6 +115,15 @@ class UsDirectBaseOperator(BaseOperator):
             raise ValueError(
                 f"{self.task_id}: give the mapping template (template=...) or from_settings=True"
             )
+
+    @classmethod
+    def partial(cls, **kwargs: Any) -> OperatorPartial:
+        """A mapped step gets its Asset alias too: its ``__init__`` runs only when the task runs."""
+        if "outlets" not in kwargs:
+            kwargs["outlets"] = asset_outlets(
+                cls.products, kwargs.get("account_id", "default"), cls.operation
+            )
+        return super().partial(**kwargs)
 
     def _setting_arguments(self) -> dict[str, Any]:
         return {
@@ -169,11 +182,23 @@ class UsDirectBaseOperator(BaseOperator):
             self.operation, self.run_source(), params=self.run_inputs(), window=self.run_window()
         ) as run:
             self._lineage_run = run
-            return self.execute_run(run)
+            result = self.execute_run(run)
+            add_asset_events(
+                context, self.outlets, self.products, run, self.changed_rows(run), self.event_window(run)
+            )
+            return result
 
     def execute_run(self, run: OperationRun) -> Any:
         """The step's work, inside the run frame."""
         raise NotImplementedError
+
+    def changed_rows(self, run: OperationRun) -> int:
+        """Rows the step changed in its products: a step that changed none emits no Asset event."""
+        return run.record.rows_changed or 0
+
+    def event_window(self, run: OperationRun) -> tuple[Any, Any]:
+        """The window its Asset events report: the run's (an upstream fetch's, in target steps)."""
+        return run.record.window_start, run.record.window_end
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage[Any, Any] | None:
         """What the step read and wrote, for the OpenLineage provider when it is installed (the
