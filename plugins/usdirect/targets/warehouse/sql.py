@@ -83,7 +83,10 @@ class Warehouse:
                 )
             from airflow.providers.duckdb.hooks.duckdb import DuckDBHook
 
+            from usdirect.targets.warehouse.duckdb_open_log import quieten
+
             hook: Any = DuckDBHook(duckdb_conn_id=conn_id)
+            quieten(hook)
         elif conn_type in ("postgres", "postgresql"):
             from airflow.providers.postgres.hooks.postgres import PostgresHook
 
