@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from usdirect.domain.inventory import MAPPED_SCHEMA, conform, row_hash_sql
+from usdirect.domain.progress import Progress
 from usdirect.domain.rejects import STORED_REJECT_SCHEMA, conform_rejects
 from usdirect.engine.base import open_engine
 from usdirect.engine.dedupe import ROW, Deduped, Hashed, dedupe_and_hash, write_batches
@@ -137,8 +138,11 @@ def _transform(
         finally:
             hasher.unregister("_usd_chunk")
 
+    progress = Progress("mapping", None, unit="feed rows")
+
     def batches() -> Iterator[pa.RecordBatch]:
         for table, rows in _chunks(reader):
+            progress.advance(table.num_rows)
             hashes = hashed(table.select(columns), raw_sql)
             if matcher is not None:
                 fresh = pc.invert(matcher.known(hashes))
@@ -163,6 +167,7 @@ def _transform(
             deduped = Deduped(skus=0, duplicates=STORED_REJECT_SCHEMA.empty_table())
     finally:
         hasher.close()
+    progress.finish()
     return _finish(deduped, rejects, [*bad, reader.rejects], reader.rows_read + reader.malformed_rows)
 
 

@@ -20,6 +20,7 @@ from typing import BinaryIO, TypeVar
 
 import httpx
 
+from usdirect.domain.progress import Progress
 from usdirect.hooks.errors import (
     AuthenticationError,
     UsDirectError,
@@ -32,6 +33,7 @@ from usdirect.hooks.http_settings import HttpSettings
 from usdirect.hooks.retry import Retryable, retry_for_status, retryable_status, retrying
 
 CREDENTIAL = "Feed URL"
+SERVICE = "US Direct"  # whose 429s and retries the feed's count as (domain.metrics)
 _CHUNK = 1 << 20
 _GZIP_MAGIC = b"\x1f\x8b"
 
@@ -151,7 +153,7 @@ def _with_retries(
             raise _feed_error(status, response, what=what, where=where)
         raise retry_for_status(response)
 
-    return retrying(settings, what)(attempt)
+    return retrying(settings, what, service=SERVICE)(attempt)
 
 
 def _feed_error(status: int, response: httpx.Response, *, what: str, where: str) -> UsDirectError:
@@ -183,10 +185,12 @@ def _copy_verified(response: httpx.Response, out: BinaryIO) -> int:
     received = written = 0
     inflater: zlib._Decompress | None = None
     first = True
+    progress = Progress("feed download", expected, unit="bytes")
     for chunk in response.iter_raw(_CHUNK):
         if not chunk:
             continue
         received += len(chunk)
+        progress.advance(len(chunk))
         if first:
             first = False
             if encoding != "identity" or chunk.startswith(_GZIP_MAGIC):
@@ -202,6 +206,7 @@ def _copy_verified(response: httpx.Response, out: BinaryIO) -> int:
         raise _IncompleteFeed(f"feed body ended after {received} of {expected} bytes")
     if inflater is not None and not inflater.eof:
         raise _IncompleteFeed(f"gzip stream ended without its trailer after {received} bytes")
+    progress.finish()
     return written
 
 

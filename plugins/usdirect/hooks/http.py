@@ -144,7 +144,7 @@ class ApiClient:
                 )
             raise retry_for_status(response, limiter)
 
-        return retrying(settings or self.settings, what)(attempt)
+        return retrying(settings or self.settings, what, service=self.service)(attempt)
 
     def close(self) -> None:
         self.http.close()

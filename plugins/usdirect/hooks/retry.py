@@ -18,6 +18,7 @@ from typing import NoReturn
 import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, stop_before_delay
 
+from usdirect.domain import metrics
 from usdirect.hooks.errors import RateLimitExhaustedError, RetryExhaustedError, TransientExhaustedError
 from usdirect.hooks.http_settings import HttpSettings
 from usdirect.hooks.ratelimit import Pacer
@@ -41,8 +42,11 @@ class Retryable(Exception):
         self.exhausted = exhausted
 
 
-def retrying(settings: HttpSettings, what: str) -> Retrying:
-    """The tenacity controller of one call of ``what``: call it with the attempt function."""
+def retrying(settings: HttpSettings, what: str, *, service: str) -> Retrying:
+    """The tenacity controller of one call of ``what``: call it with the attempt function.
+
+    Each failed attempt of ``service`` (US Direct, Flxpoint) is counted: its 429s, and its retries.
+    """
 
     def last(state: RetryCallState) -> Retryable:
         failure = state.outcome.exception() if state.outcome else None
@@ -56,7 +60,12 @@ def retrying(settings: HttpSettings, what: str) -> Retrying:
         ceiling = min(settings.backoff_max, settings.backoff_base * 2 ** (state.attempt_number - 1))
         return ceiling / 2 + random.uniform(0, ceiling / 2)
 
+    def count(state: RetryCallState) -> None:
+        if last(state).exhausted is RateLimitExhaustedError:  # only a 429 is retried as rate-limited
+            metrics.incr(metrics.http_metric(service, metrics.HTTP_THROTTLED))
+
     def announce(state: RetryCallState) -> None:
+        metrics.incr(metrics.http_metric(service, metrics.HTTP_RETRIES))
         log.warning(
             "%s: %s; retry %d/%d in %.2f s",
             what,
@@ -85,6 +94,7 @@ def retrying(settings: HttpSettings, what: str) -> Retrying:
     return Retrying(
         retry=retry_if_exception_type(Retryable),
         wait=wait,
+        after=count,
         stop=stop_after_attempt(settings.max_attempts) | stop_before_delay(settings.max_retry_time),
         before_sleep=announce,
         retry_error_callback=give_up,

@@ -9,11 +9,13 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from usdirect.domain import metrics
 from usdirect.domain.errors import PermanentError
 from usdirect.settings.config import Account, Config, ConfigError, load_config, operation_config
 
@@ -213,6 +215,21 @@ def _summary(run: OperationRun, outcome: str, message: str | None) -> str:
     return "\n".join(lines)
 
 
+def _send_metrics(run: OperationRun, outcome: str, elapsed: dt.timedelta) -> None:
+    """The audit record's counts as counters (README "Metrics"), and how long the task took."""
+    rec = run.record
+    for name, value in (
+        (metrics.ROWS_READ, rec.rows_in),
+        (metrics.ROWS_WRITTEN, rec.rows_out),
+        (metrics.ROWS_REJECTED, rec.rows_rejected),
+        (metrics.ROWS_CHANGED, rec.rows_changed),
+    ):
+        if value is not None:  # not counted by this step
+            metrics.incr(metrics.task_metric(run.operation, rec.task_id, name), value)
+    duration = metrics.task_metric(run.operation, rec.task_id, metrics.DURATION)
+    metrics.timing(duration, elapsed, outcome=outcome)
+
+
 def _run_type(ctx: Mapping[str, Any]) -> str:
     """The DAG run's type as its plain value (``DagRunType`` or a string, depending on the caller)."""
     run_type = getattr(ctx.get("dag_run"), "run_type", None)
@@ -298,8 +315,11 @@ def operation_run(
         exact_window=window is not None,
     )
     outcome, message = "success", None
+    started = time.monotonic()
+    tags = {"account": account.id, "dag_id": ti.dag_id, "task_id": ti.task_id}
     try:
-        yield run
+        with metrics.task_tags(**tags):
+            yield run
     except AirflowSkipException as exc:
         outcome, message = "skipped", str(exc)
         raise
@@ -320,6 +340,11 @@ def operation_run(
         raise
     finally:
         log.info("%s", _summary(run, outcome, message))
+        try:  # a metrics backend that fails must cost neither the audit row nor the run's own error
+            with metrics.task_tags(**tags):
+                _send_metrics(run, outcome, dt.timedelta(seconds=time.monotonic() - started))
+        except Exception:
+            log.exception("Could not send the metrics of %s", run_id)
         try:  # an unusable warehouse must not replace the run's own error (nor its no-retry verdict)
             wh = run.warehouse() if "warehouse" in run.targets else None
             if wh is not None:

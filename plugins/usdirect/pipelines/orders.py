@@ -29,6 +29,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from typing import Any
 
+from usdirect.domain import metrics
 from usdirect.domain.fulfillment import LedgerState, LineStatus
 from usdirect.domain.order_rules import format_problems, validate_order
 from usdirect.domain.orders import (
@@ -41,6 +42,7 @@ from usdirect.domain.orders import (
     OutcomeKind,
     SendReport,
 )
+from usdirect.domain.progress import Progress
 from usdirect.hooks.errors import (
     AuthenticationError,
     DuplicateError,
@@ -204,13 +206,23 @@ class OrderSender:
         Raises ``CredentialRefusedError`` after recording when a 401/403 stopped the run.
         """
         report = SendReport([self.record(outcome) for outcome in invalid])
+        progress = Progress("order sending", len(ready), unit="orders")
+
+        def send_one(req: OrderRequest, payload: dict[str, Any]) -> OrderOutcome:
+            outcome = self._send_one(req, payload)
+            progress.advance()
+            return outcome
+
         if ready:
-            report.outcomes.append(self._send_one(*ready[0]))
+            report.outcomes.append(send_one(*ready[0]))
         if len(ready) > 1:
             with ThreadPoolExecutor(
                 max_workers=self.max_workers, thread_name_prefix="usdirect-order"
             ) as pool:
-                report.outcomes += pool.map(lambda item: self._send_one(*item), ready[1:])
+                report.outcomes += pool.map(lambda item: send_one(*item), ready[1:])
+        progress.finish()
+        metrics.incr(metrics.ORDERS_SUBMITTED, report.count(OutcomeKind.SUBMITTED))
+        metrics.incr(metrics.ORDERS_NEEDS_ATTENTION, report.count(OutcomeKind.NEEDS_ATTENTION))
         if self._refused is not None:
             error, po = self._refused
             raise CredentialRefusedError(error, po, report) from error

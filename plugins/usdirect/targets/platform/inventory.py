@@ -30,8 +30,10 @@ from typing import Any, Protocol
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from usdirect.domain import metrics
 from usdirect.domain.held_changes import PriceRule
 from usdirect.domain.inventory import PublishKind, sql_type
+from usdirect.domain.progress import Progress
 from usdirect.engine.absence import Absence, archive_at_once
 from usdirect.engine.base import (
     BATCH_ROWS,
@@ -317,9 +319,12 @@ def publish(
     fields = writable_values(writable)
     counts = PublishCounts()
     missing: list[str] = []
+    progress = Progress("platform publish", plan.updated + plan.archived + plan.created, unit="SKUs")
     for batch in _chunks(_read_rows(plan.updates), PUT_BATCH):
         answer = client.update_variants([_variant(r, fields) for r in batch])
         counts.put_calls += 1
+        metrics.incr(metrics.PUBLISH_CALLS, kind="put")
+        progress.advance(len(batch))
         not_found = set(answer.get("notFound") or ())
         # A variant the platform lacks needs creating, unless it was to be archived anyway.
         absent = [r for r in batch if r["sku"] in not_found]
@@ -338,8 +343,11 @@ def publish(
     for batch in _chunks(creates, POST_BATCH):
         client.create_parents([_parent(r) for r in batch])
         counts.post_calls += 1
+        metrics.incr(metrics.PUBLISH_CALLS, kind="post")
+        progress.advance(len(batch))
         _record(wh, account, run_id, batch)
         counts.created += len(batch)
+    progress.finish()
     return counts
 
 

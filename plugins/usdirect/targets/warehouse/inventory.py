@@ -39,6 +39,7 @@ from usdirect.domain.inventory import (
     row_hash_sql,
     sql_type,
 )
+from usdirect.domain.progress import Progress
 from usdirect.engine.absence import Absence, archive_at_once
 from usdirect.engine.base import (
     BATCH_ROWS,
@@ -472,9 +473,11 @@ class _Delta:
             rel = rel.select(
                 ", ".join(f"CAST({c} AS VARCHAR) AS {c}" if c in stamps else c for c in rel.columns)
             )
-        for batch in rel.to_arrow_reader(BATCH_ROWS):
-            if batch.num_rows:
-                yield pa.Table.from_batches([batch])
+        with Progress("warehouse load", None) as progress:
+            for batch in rel.to_arrow_reader(BATCH_ROWS):
+                if batch.num_rows:
+                    yield pa.Table.from_batches([batch])
+                    progress.advance(batch.num_rows)
 
     def _to_warehouse(self, table: str, ddl_columns: str, sql: str) -> None:
         """Materialise an engine query as a warehouse temp table (DuckDB: in place; Postgres: COPY)."""
