@@ -51,6 +51,7 @@ from usdirect.engine.base import (
 from usdirect.engine.partitions import Partition, and_in
 from usdirect.engine.price_guard import guarded_sql
 from usdirect.engine.reuse import MappedFeed, feed_rows, feed_source
+from usdirect.targets.warehouse.checks import check_inventory
 from usdirect.targets.warehouse.inventory_guard import guard_changes, guard_first_load, guard_full
 from usdirect.targets.warehouse.sql import Warehouse, quote_ident
 
@@ -293,6 +294,7 @@ def load_full(
                 if guard is not None:
                     counts.held = guard_first_load(delta, guard, run_id, now, feed_source(mapped), partition)
                 counts.inserted = delta.initial_insert(run_id, now)
+                _check(delta, counts, run_id, now, partition)
                 return counts
             # Which SKUs changed is decided on three columns first; only their rows are then read
             # whole (a wide join of the whole feed costs more, most of all when it is a MappedFeed).
@@ -316,6 +318,7 @@ WHERE c.sku IS NULL OR (c.archived AND NOT f.archived) OR c.row_hash <> f.row_ha
             counts.inserted, counts.updated, counts.revived = ops["insert"], ops["update"], ops["revive"]
             counts.unchanged = counts.read - counts.inserted - counts.updated - counts.revived
             counts.history = delta.apply(run_id, now)
+            _check(delta, counts, run_id, now, partition)
     return counts
 
 
@@ -360,6 +363,7 @@ WHERE _new OR row_hash <> _old_hash"""
             counts.pending = counts.inserted  # held as pending_full_feed until the full feed lists them
             counts.unchanged = counts.read - counts.stale - counts.inserted - counts.updated
             counts.history = delta.apply(run_id, now)
+            _check(delta, counts, run_id, now)
     return counts
 
 
@@ -375,6 +379,24 @@ def _take_turn(wh: Warehouse, conn: Any, account: str) -> None:
         wh.execute(
             conn, f"SELECT pg_advisory_xact_lock(hashtext({p}))", (f"{wh.schema}.{INVENTORY}:{account}",)
         )
+
+
+def _check(
+    delta: _Delta, counts: LoadCounts, run_id: str, now: dt.datetime, partition: Partition | None = None
+) -> None:
+    """The after-load checks (``checks``), inside the load's transaction: a failure rolls it back."""
+    offered = "SELECT count(*) FILTER (WHERE NOT archived) FROM _usd_feed"
+    feed_active = delta.scalar(offered) if delta.full else None
+    check_inventory(
+        delta.wh,
+        delta.conn,
+        INVENTORY,
+        delta.account,
+        (run_id, now),
+        counts.as_dict(),
+        and_in(partition, delta.wh.dialect),
+        feed_active,
+    )
 
 
 def _overlay(column: str) -> str:

@@ -10,7 +10,15 @@ from typing import Any
 import pyarrow as pa
 
 from usdirect.domain.invoices import INVOICE, INVOICE_LINE
-from usdirect.targets.warehouse.order_tables import FR, INVOICES, SHIPMENT_ITEMS, SHIPMENTS, ensure_tables
+from usdirect.targets.warehouse.checks import check_invoices
+from usdirect.targets.warehouse.order_tables import (
+    FR,
+    INVOICE_LINES,
+    INVOICES,
+    SHIPMENT_ITEMS,
+    SHIPMENTS,
+    ensure_tables,
+)
 from usdirect.targets.warehouse.sql import (
     UpsertCounts,
     Warehouse,
@@ -62,6 +70,7 @@ def upsert_invoices(
     counts = change_counts(wh, conn, staged, INVOICE)
     merge_seen(wh, conn, staged, INVOICE, INVOICE.batch, None, run_id)
     replace_children(wh, conn, staged, INVOICE_LINE, lines)
+    check_invoices(wh, conn, INVOICES, INVOICE_LINES, staged)
     return counts
 
 

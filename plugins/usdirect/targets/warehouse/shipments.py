@@ -10,6 +10,7 @@ import pyarrow as pa
 
 from usdirect.domain.fulfillment import LedgerState, LineStatus, OrderStatus
 from usdirect.domain.shipments import SHIPMENT, SHIPMENT_ITEM
+from usdirect.targets.warehouse.checks import SHIPMENT_CHECKS, check_batch
 from usdirect.targets.warehouse.order_tables import FR, FR_LINES, SHIPMENT_ITEMS, SHIPMENTS, ensure_tables
 from usdirect.targets.warehouse.sql import (
     UpsertCounts,
@@ -32,6 +33,7 @@ def upsert_shipments(
     counts = change_counts(wh, conn, staged, SHIPMENT)
     merge_seen(wh, conn, staged, SHIPMENT, SHIPMENT.batch, "updated_at", run_id)
     replace_children(wh, conn, staged, SHIPMENT_ITEM, items)
+    check_batch(wh, conn, SHIPMENTS, "shipment_id", staged, SHIPMENT_CHECKS)
     _order_status_from_shipments(wh, conn, staged)
     return counts
 
