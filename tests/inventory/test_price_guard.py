@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
+import pytest
 
 from tests.support.inventory import T0, inventory, mapped_file, row
 from usdirect.domain.held_changes import HELD_CHANGE, PriceRule
@@ -110,3 +111,22 @@ def test_platform_plan_keeps_ledger_prices(wh: Warehouse, tmp_path: Path) -> Non
         assert updates["USD-100"]["cost"] == Decimal("10.00") and updates["USD-100"]["quantity"] == 7
         assert pq.read_table(plan.creates).num_rows == 0
     assert {h["times_seen"] for h in _held(wh).values()} == {1}
+
+
+def test_price_guard_settings_are_checked_with_the_key_named(tmp_path: Path) -> None:
+    from usdirect.operators.inventory_deliver import UsDirectInventoryChangesToWarehouseOperator
+    from usdirect.settings.config import ConfigError, operation_config
+
+    step = UsDirectInventoryChangesToWarehouseOperator(
+        task_id="load", account_id="main", template="t.yaml", price_guard={"confirm_after_feeds": 0}
+    )
+    settings = {
+        "schedule": None,
+        "template": "t.yaml",
+        "price_guard": step._setting_arguments()["price_guard"],
+    }
+    with pytest.raises(ConfigError, match=r"price_guard\.confirm_after_feeds: Input should be greater than"):
+        operation_config(tmp_path / "dag.py", "get_inventory_changes", {"id": "main"}, settings)
+    settings["price_guard"] = {"enabled": False}
+    cfg = operation_config(tmp_path / "dag.py", "get_inventory_changes", {"id": "main"}, settings)
+    assert cfg.operations["get_inventory_changes"].price_guard.enabled is False

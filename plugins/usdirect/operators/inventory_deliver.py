@@ -36,6 +36,8 @@ class UsDirectInventoryTargetOperator(UsDirectInventoryStepOperator):
     :param archive_after_missing_feeds: Archive a SKU the feed lacks only after this many good
         feeds in a row (default 2).
     :param archive_after_missing_hours: ... and, when set, after this many hours.
+    :param price_guard: The price anomaly guard's settings: ``enabled``, ``max_change_share``,
+        ``cost_floor``, ``confirm_after_feeds`` (default: on, 0.6, 0.05, 2).
     """
 
     operation = FULL
@@ -47,11 +49,13 @@ class UsDirectInventoryTargetOperator(UsDirectInventoryStepOperator):
         mapped: Any = None,
         archive_after_missing_feeds: int | None = None,
         archive_after_missing_hours: float | None = None,
+        price_guard: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         settings = {
             "archive_after_missing_feeds": archive_after_missing_feeds,
             "archive_after_missing_hours": archive_after_missing_hours,
+            "price_guard": price_guard,
         }
         super().__init__(operation_settings=settings, **kwargs)
         self.mapped = mapped
@@ -83,13 +87,16 @@ class UsDirectInventoryChangesTargetOperator(UsDirectBaseOperator):
     watermark of that target moves on to the window. Takes every argument of ``UsDirectBaseOperator``.
 
     :param mapped: ``UsDirectMapInventoryChangesOperator``'s output (e.g. ``map.output``). (templated)
+    :param price_guard: The price anomaly guard's settings, as on the full feed's target steps.
     """
 
     operation = CHANGES
     template_fields: Sequence[str] = (*UsDirectBaseOperator.template_fields, "mapped")
 
-    def __init__(self, *, mapped: Any = None, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def __init__(
+        self, *, mapped: Any = None, price_guard: dict[str, Any] | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(operation_settings={"price_guard": price_guard}, **kwargs)
         self.mapped = mapped
 
     def event_window(self, run: OperationRun) -> tuple[Any, Any]:
