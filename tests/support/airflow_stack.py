@@ -197,13 +197,15 @@ def running_airflow(
     settings: Mapping[str, Any] | None = None,
     connections: Mapping[str, Mapping[str, Any]] | None = None,
     workers: Mapping[str, tuple[Sequence[str], Mapping[str, str]]] | None = None,
+    extra_dags: Sequence[Path] = (),
 ) -> Iterator[AirflowStack]:
     """Airflow on ``home`` with the sandbox, the alert receiver, connections and pools, healthy.
 
     ``extra_env`` configures every process (an executor, say), ``settings`` overrides sections of
     the usdirect settings file, ``connections`` come on top of the demo ones, and ``workers`` are
     more processes (name -> `airflow` arguments and environment of their own), started after
-    the scheduler, DAG processor, API server and triggerer.
+    the scheduler, DAG processor, API server and triggerer. ``extra_dags`` are more DAG files (an
+    example of ``examples/``) for the DAGs folder.
     """
     from sandbox.runner import start_sandbox
 
@@ -212,6 +214,8 @@ def running_airflow(
     for dag_file in (REPO / "dags").glob("*.py"):
         shutil.copy(dag_file, dags / dag_file.name)
     shutil.copy(REPO / "tests" / "e2e" / "harness_dag.py", dags / f"{HARNESS_DAG}.py")
+    for dag_file in extra_dags:
+        shutil.copy(dag_file, dags / dag_file.name)
     api_port = free_port()
     env = airflow_env(
         home,
