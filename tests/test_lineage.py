@@ -276,8 +276,8 @@ def test_api_endpoints_and_warehouse_reads_of_a_step(monkeypatch: pytest.MonkeyP
     record = RunRecord("r1", "d", "fetch_shipments", OPERATION, "main", rows_in=7)
     run = OperationRun(OPERATION, cfg, cfg.accounts[0], record, "r1", "d", (None, None))
 
-    lineage = operator_lineage(UsDirectGetShipmentsOperator.products, run)
-    assert lineage is not None and lineage.outputs == []
+    lineage = operator_lineage(UsDirectGetShipmentsOperator.products, run, 0)
+    assert lineage.outputs == []
     assert [(d.namespace, d.name) for d in lineage.inputs] == [
         ("https://api.usdirect.test:443", "/reseller/v1/shipments"),
         ("https://api.usdirect.test:443", "/reseller/v1/orders/{po}"),

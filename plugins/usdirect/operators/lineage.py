@@ -52,17 +52,14 @@ def table_id(conn: Any, schema: str | None, table: str) -> tuple[str, str]:
     return f"postgres://{conn.host}:{conn.port or 5432}", f"{conn.schema}.{schema or 'public'}.{table}"
 
 
-def operator_lineage(products: pr.Products, run: OperationRun | None) -> OperatorLineage[Any, Any] | None:
-    """The inputs and outputs of a step that ran in ``run`` (None: it failed before its run frame
-    opened, so there is nothing to tell). Tables count when the warehouse is a target of the
-    account, platform records when the platform is.
+def operator_lineage(products: pr.Products, run: OperationRun, changed: int) -> OperatorLineage[Any, Any]:
+    """The inputs and outputs of a step that ran in ``run``. Tables count when the warehouse is a
+    target of the account, platform records when the platform is.
 
-    The run's audit figures are the row counts: ``rows_in`` of the first input (and the bytes of
-    a downloaded feed), ``rows_rejected`` of ``usdirect_rejects``, the changed (else output) rows
-    of the first other table and of the first platform record kind.
+    The row counts are the run's audit figures: ``rows_in`` of the first input (and the bytes of
+    a downloaded feed), ``rows_rejected`` of ``usdirect_rejects``; ``changed`` (the rows the step
+    changed, as its Asset events count them) of the first other table and platform record kind.
     """
-    if run is None:
-        return None
     from airflow.providers.openlineage.extractors.base import OperatorLineage
 
     datasets = _Datasets(run)
@@ -70,16 +67,15 @@ def operator_lineage(products: pr.Products, run: OperationRun | None) -> Operato
     rec = run.record
     if inputs and (rec.rows_in is not None or "bytes" in rec.counts):
         inputs[0] = datasets.with_read_stats(inputs[0], rec.rows_in, rec.counts.get("bytes"))
-    written = rec.rows_changed if rec.rows_changed is not None else rec.rows_out
     outputs: list[OutputDataset] = []
     if "warehouse" in run.targets:
         primary = next((t for t in products.tables if t != pr.REJECTS), None)
         for table in products.tables:
-            rows = rec.rows_rejected if table == pr.REJECTS else written if table == primary else None
+            rows = rec.rows_rejected if table == pr.REJECTS else changed if table == primary else None
             outputs.append(datasets.table_output(table, rows))
     if "platform" in run.targets:
         for i, kind in enumerate(products.platform):
-            outputs.append(datasets.platform_output(kind, written if i == 0 else None))
+            outputs.append(datasets.platform_output(kind, changed if i == 0 else None))
     return OperatorLineage(inputs=inputs, outputs=outputs)
 
 

@@ -202,10 +202,12 @@ class UsDirectBaseOperator(BaseOperator):
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage[Any, Any] | None:
         """What the step read and wrote, for the OpenLineage provider when it is installed (the
-        ``lineage`` extra); see ``usdirect.operators.lineage``."""
+        ``lineage`` extra); see ``usdirect.operators.lineage``. None when the step failed before
+        its run frame opened: there is nothing to tell."""
         from usdirect.operators.lineage import operator_lineage
 
-        return operator_lineage(self.products, self._lineage_run)
+        run = self._lineage_run
+        return None if run is None else operator_lineage(self.products, run, self.changed_rows(run))
 
 
 def _given(values: Mapping[str, Any]) -> dict[str, Any]:
