@@ -1,6 +1,6 @@
 """Asset events of the inventory DAG through ``dag.test()`` against the sandbox: one per product a
 run changed, with the warehouse's URI convention, counts and window in ``extra``, no secrets; none
-for a 304."""
+for a 304 or for a feed that changed nothing."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def secrets(env: Env) -> list[str]:
 
 
 @pytest.mark.parametrize("kind", ["duckdb", "postgres"])
-def test_a_changed_feed_emits_one_event_per_product_and_a_304_none(
+def test_a_changed_feed_emits_one_event_per_product_and_a_304_or_unchanged_feed_none(
     make_env: Callable[..., Env], kind: str
 ) -> None:
     env = make_env(kind, ["warehouse", "platform"], catalog_size=40)
@@ -72,3 +72,11 @@ def test_a_changed_feed_emits_one_event_per_product_and_a_304_none(
     again = env.run("usdirect_get_inventory")  # the feed is unchanged: a 304 skips the run
     assert env.task_states(again)["fetch_feed"] == "skipped"
     assert asset_events(again) == {}
+
+    with env.wh.connect() as conn:  # forget the validators: the same feed is downloaded again
+        env.wh.execute(
+            conn, f"UPDATE {env.wh.table('usdirect_feed_state')} SET etag = NULL, last_modified = NULL"
+        )
+    same = env.run("usdirect_get_inventory")
+    assert env.task_states(same)["load_inventory_warehouse"] == "success"
+    assert asset_events(same) == {}  # nothing changed: no event
