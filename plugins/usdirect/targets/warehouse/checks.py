@@ -29,9 +29,10 @@ from usdirect.targets.warehouse.sql import Warehouse
 
 log = logging.getLogger(__name__)
 
-# column -> check -> {condition: value, "fix": ..., "partition_clause": ...}; a condition's value is
-# a number, or the name of a figure of the load (its counts) when it is a string. A check with a
-# ``partition_clause`` looks at the checked rows that match it only (as in SQLColumnCheckOperator).
+# column -> check -> {condition: value, "fix": ..., "partition_clause": ..., "skip_on": ...}; a
+# condition's value is a number, or the name of a figure of the load (its counts) when it is a
+# string. A check with a ``partition_clause`` looks at the checked rows that match it only (as in
+# SQLColumnCheckOperator); ``skip_on`` names dialects whose own constraint already holds it.
 ColumnMapping = Mapping[str, Mapping[str, Mapping[str, Any]]]
 # name -> {"observed": aggregate SQL, condition: value, "fix": ...}
 TableChecks = Mapping[str, Mapping[str, Any]]
@@ -59,12 +60,14 @@ INVENTORY_COLUMNS: ColumnMapping = {
             "column's NOT NULL constraint (the table was altered by hand), then clear the task",
         },
         # Among the rows this load inserted: the delta inserts only SKUs it found absent, so a
-        # duplicate of an older row needs another writer (Postgres: the unique index refuses it;
-        # a full feed's active_rows counts it). A distinct count of the whole account would cost
-        # 3 s at 10,000,000 rows.
+        # duplicate of an older row needs another writer (a full feed's active_rows counts it).
+        # A distinct count of the whole account would cost 3 s at 10,000,000 rows on DuckDB. On
+        # Postgres the unique index on (account, sku) refuses any duplicate, so it is not run
+        # there (a distinct count also keeps Postgres from scanning in parallel: 5.8 s, not 2.2 s).
         "unique_check": {
             "equal_to": 0,
             "partition_clause": "first_seen_at = {now} AND run_id = {run_id}",
+            "skip_on": ("postgres",),
             "fix": "the load inserted a SKU twice (another process inserted it during the load, or "
             "the feed's SKUs slipped past de-duplication): keep one row of each (account, sku), "
             "delete the others, then clear the task",
@@ -124,10 +127,10 @@ INVOICE_CHECKS: TableChecks = {
         "COALESCE(l.amounts, 0) + COALESCE(shipping, 0) + COALESCE(fees, 0) + COALESCE(tax, 0)"
         ")) > 0.01 THEN 1 ELSE 0 END), 0)",
         "equal_to": 0,
-        "fix": "invoices whose total differs from their lines' amounts + shipping + fees + tax by "
-        "more than a cent were stored without a check_problem: their lines were lost or the "
-        "figures were changed after the check; load them again through Get Invoice "
-        "(po_numbers in the run's Params), then clear the task",
+        "fix": "the stored lines of an unflagged invoice do not add up to its total: lines were "
+        "lost on the way (two lines with one line_number keep only one) or changed after Get "
+        "Invoice checked them; compare the invoice at US Direct (GET /v1/invoices/{po}) with "
+        "usdirect_invoice_lines, correct the template or ask US Direct, then clear the task",
     },
 }
 
@@ -161,17 +164,21 @@ def _condition(name: str, spec: Mapping[str, Any]) -> tuple[str, int | str]:
     return found[0]
 
 
-def column_checks(mapping: ColumnMapping, rows: str, **values: str) -> list[Check]:
+def column_checks(mapping: ColumnMapping, rows: str, dialect: str, **values: str) -> list[Check]:
     """Checks from a ``column_mapping`` over ``rows`` (a ``FROM`` clause with its ``WHERE``), named
     ``<column>_<check>`` as SQLColumnCheckOperator names them; ``values`` fill the ``{...}`` fields
-    of their partition clauses (``{rows}`` is there too)."""
+    of their partition clauses."""
     out = []
     for column, checks in mapping.items():
         for kind, spec in checks.items():
+            if dialect in spec.get("skip_on", ()):
+                continue
             name = f"{column}_{kind}"
             observed = _COLUMN_SQL[kind].format(column=column)
             if "partition_clause" in spec:
-                clause = spec["partition_clause"].format(rows=rows, **values)
+                # A subquery of its own: DuckDB filters the few rows first (0.15 s at 10,000,000
+                # rows, where an aggregate FILTER costs 1.9 s).
+                clause = spec["partition_clause"].format(**values)
                 observed = f"(SELECT {observed} FROM {rows} AND {clause})"
             out.append(Check(name, observed, *_condition(name, spec), spec["fix"]))
     return out
@@ -260,7 +267,7 @@ def check_inventory(
     the SKUs a full feed offers (not archived), for the full feed's ``active_rows`` check."""
     rows = f"{wh.table(table)} WHERE account = {sql_literal(account)}{partition_sql}"
     values = stamp_values(*stamp)
-    checks = column_checks(INVENTORY_COLUMNS, rows, **values) + table_checks(
+    checks = column_checks(INVENTORY_COLUMNS, rows, wh.dialect, **values) + table_checks(
         INVENTORY_RECONCILIATION, **values
     )
     figures = dict(counts)
