@@ -30,6 +30,9 @@ with DAG(
     SQLExecuteQueryOperator(
         task_id="refresh_price_list",
         conn_id="usdirect_warehouse",
+        # A DuckDB file has one writer at a time: the platform publish may still hold it.
+        retries=3,
+        retry_delay=dt.timedelta(seconds=30),
         # Valid on DuckDB and Postgres alike.
         sql=[
             "DROP TABLE IF EXISTS usdirect_price_list",
