@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable
 
@@ -14,8 +15,19 @@ from tests.support.statsd import StatsdListener
 M = "usdirect.get_inventory"
 
 
+class _Lines(logging.Handler):
+    """The progress logger's messages, wherever Airflow's logging sends the rest of the run's log."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
 def test_get_inventory_counts_rows_publish_calls_and_429s_in_statsd(
-    make_env: Callable[..., Env], monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+    make_env: Callable[..., Env], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     env = make_env("duckdb", ["warehouse", "platform"], catalog_size=200)
     # Two 429s on the feed (Retry-After 0): two retries of US Direct, the third attempt goes through.
@@ -24,10 +36,14 @@ def test_get_inventory_counts_rows_publish_calls_and_429s_in_statsd(
         server="usdirect",
     )
     monkeypatch.setenv("AIRFLOW__USDIRECT__PROGRESS_INTERVAL_SECONDS", "0")  # every step's lines
-    with StatsdListener() as statsd, statsd.airflow_stats(monkeypatch):
-        run = env.run("usdirect_get_inventory")
-        assert run.state == "success", env.task_states(run)
-        statsd.wait_for(f"{M}.record_feed_state.duration")
+    lines = _Lines()
+    logging.getLogger("usdirect.domain.progress").addHandler(lines)
+    try:
+        with StatsdListener() as statsd, statsd.airflow_stats(monkeypatch):
+            run = env.run("usdirect_get_inventory")
+    finally:
+        logging.getLogger("usdirect.domain.progress").removeHandler(lines)
+    assert run.state == "success", env.task_states(run)
     counters, timers = statsd.counters(), statsd.timers()
 
     catalog = len(env.sandbox.catalog_truth()["rows"])
@@ -46,12 +62,11 @@ def test_get_inventory_counts_rows_publish_calls_and_429s_in_statsd(
         assert 0 < ms < 600_000
 
     # Progress (interval 0: a line per chunk or call): done/total, rate and ETA, then a closing line.
-    # dag.test() logs through Airflow's own handler on stdout (it replaces the root's handlers).
-    logged = capfd.readouterr().out.splitlines()
-    download = [line for line in logged if "] feed download: " in line]
+    logged = lines.messages
+    download = [line for line in logged if line.startswith("feed download: ")]
     assert download and all("(100%)" in line and "ETA 0 s" in line for line in download[:-1]), download
     assert " bytes done in " in download[-1]
-    publish = [line for line in logged if "] platform publish: " in line]
+    publish = [line for line in logged if line.startswith("platform publish: ")]
     assert re.search(r"platform publish: \d+/\d+ SKUs \(\d+%\), [\d,]+ SKUs/s, ETA \d+ s", publish[0])
     assert len(publish) == sent + 1 and " SKUs done in " in publish[-1]  # a line per call, then the end
-    assert any(f"] mapping: {catalog:,} feed rows done in " in line for line in logged)
+    assert any(line.startswith(f"mapping: {catalog:,} feed rows done in ") for line in logged)

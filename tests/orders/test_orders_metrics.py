@@ -9,8 +9,8 @@ import pytest
 
 from sandbox.runner import SandboxInfo
 from tests.support.connections import conn_env_var
+from tests.support.dag_subprocess import dag_test_in_subprocess
 from tests.support.orders import FAST_CLIENT, FAST_HTTP, FAST_SANDBOX
-from tests.support.paths import REPO
 from tests.support.settings_file import write_settings
 from tests.support.statsd import StatsdListener
 
@@ -20,10 +20,7 @@ def test_send_orders_counts_orders_in_statsd_and_opens_duckdb_quietly(
     monkeypatch: pytest.MonkeyPatch,
     airflow_db: Path,
     sandbox_factory: Callable[..., SandboxInfo],
-    capfd: pytest.CaptureFixture[str],
 ) -> None:
-    from airflow.dag_processing.dagbag import DagBag
-
     sb = sandbox_factory(**FAST_SANDBOX)
     for conn_id, conn in sb.connections().items():
         conn = {**conn, "extra": {**conn.get("extra", {}), **FAST_HTTP, **FAST_CLIENT}}
@@ -33,12 +30,11 @@ def test_send_orders_counts_orders_in_statsd_and_opens_duckdb_quietly(
     )
     monkeypatch.setenv("USDIRECT_CONFIG", str(write_settings(tmp_path, ["warehouse", "platform"])))
     monkeypatch.setenv("AIRFLOW__USDIRECT__PROGRESS_INTERVAL_SECONDS", "0.2")
-    dag = DagBag(dag_folder=str(REPO / "dags")).get_dag("usdirect_send_orders")
 
-    with StatsdListener() as statsd, statsd.airflow_stats(monkeypatch):
-        run = dag.test(run_conf={"confirm": True})
-        assert {ti.task_id: str(ti.state) for ti in run.get_task_instances()} == {"send_orders": "success"}
-        statsd.wait_for("usdirect.send_orders.send_orders.duration")
+    with StatsdListener() as statsd:
+        statsd.configure(monkeypatch)
+        run = dag_test_in_subprocess("usdirect_send_orders", {"confirm": True})
+    assert run.states == {"send_orders": "success"}
     counters = statsd.counters()
     created = sb.creation_counts()
     assert len(created) == 21
@@ -48,7 +44,7 @@ def test_send_orders_counts_orders_in_statsd_and_opens_duckdb_quietly(
     assert counters["usdirect.send_orders.send_orders.rows_written"] == 21
     assert counters["usdirect.send_orders.send_orders.rows_rejected"] == 5
 
-    logged = capfd.readouterr().out.splitlines()
+    logged = run.log
     # The warehouse is opened once per transaction (dozens here); the log says so once.
     assert sum("Opening DuckDB database" in line for line in logged) == 1
     sending = [line for line in logged if "] order sending: " in line]

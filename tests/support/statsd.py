@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -42,20 +41,19 @@ class StatsdListener:
         self._sock.close()
 
     def _receive(self) -> None:
-        while not self._stop.is_set():
+        """Until stopped and drained: what was sent before ``__exit__`` is all counted after it."""
+        while True:
             try:
                 data = self._sock.recv(65535)
             except TimeoutError:
+                if self._stop.is_set():
+                    return
                 continue
             with self._lock:
                 self.lines += data.decode().splitlines()
 
-    @contextmanager
-    def airflow_stats(self, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-        from airflow.sdk._shared.observability.metrics import stats
-        from airflow.sdk._shared.observability.metrics.base_stats_logger import NoStatsLogger
-        from airflow.sdk.observability.metrics import stats_utils
-
+    def configure(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """``[metrics]`` of this process and its children: StatsD on, sent here, prefix ``airflow``."""
         for key, value in {
             "STATSD_ON": "True",
             "STATSD_HOST": "127.0.0.1",
@@ -63,6 +61,15 @@ class StatsdListener:
         }.items():
             monkeypatch.setenv(f"AIRFLOW__METRICS__{key}", value)
         monkeypatch.setenv("AIRFLOW__METRICS__STATSD_PREFIX", PREFIX)
+
+    @contextmanager
+    def airflow_stats(self, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+        """:meth:`configure`, and ``Stats`` of this process set up from it (for in-process ``dag.test()``)."""
+        from airflow.sdk._shared.observability.metrics import stats
+        from airflow.sdk._shared.observability.metrics.base_stats_logger import NoStatsLogger
+        from airflow.sdk.observability.metrics import stats_utils
+
+        self.configure(monkeypatch)
         stats.initialize(factory=stats_utils.get_stats_factory(), export_legacy_names=False)
         try:
             yield
@@ -93,12 +100,3 @@ class StatsdListener:
             if kind == "ms":
                 out[name].append(value)
         return dict(out)
-
-    def wait_for(self, name: str, timeout: float = 5.0) -> None:
-        """UDP is delivered asynchronously: wait until ``name`` arrived (the lines before it, too)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if any(n == name for n, _, _ in self.parsed()):
-                return
-            time.sleep(0.02)
-        raise AssertionError(f"{name} never reached the StatsD listener; it got {sorted(self.counters())}")
