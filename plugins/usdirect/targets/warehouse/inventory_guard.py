@@ -38,7 +38,7 @@ def guard_full(
     read_held(delta.wh, delta.conn, delta.engine, delta.account, run_id, partition)
     delta.engine.execute(
         f"CREATE OR REPLACE TEMP TABLE {_CAND} AS SELECT f.sku, f.cost, f.msrp, f.map FROM _usd_feed f "
-        f"WHERE f.sku IN (SELECT sku FROM {changed}) OR f.sku IN (SELECT sku FROM {ENGINE_HELD})"
+        f"SEMI JOIN (SELECT sku FROM {changed} UNION SELECT sku FROM {ENGINE_HELD}) k ON k.sku = f.sku"
     )
     _live_prices(delta)
     held = _decide(delta, rule, run_id, now, f"SELECT * FROM {_REF}")
