@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from usdirect.domain.held_changes import PriceRule
-
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the DAG files import this module: no pyarrow (records) at parse time
+    from usdirect.domain.held_changes import PriceRule
     from usdirect.operators.base import OperationRun
 
 ALERT_TOP = 10
@@ -16,6 +15,8 @@ ALERT_TOP = 10
 def price_rule(run: OperationRun) -> PriceRule | None:
     """The operation's ``price_guard`` settings with this run's ``accept_held`` /
     ``accept_all_held`` Params; None when the guard is off."""
+    from usdirect.domain.held_changes import PriceRule
+
     settings = run.settings.price_guard
     if not settings.enabled:
         return None
