@@ -37,12 +37,12 @@ def guard_publish(
     read_held(wh, conn, engine, account, run_id, partition)
     engine.execute(f"CREATE OR REPLACE TEMP VIEW {_FEED} AS SELECT * FROM {source}")
     differs = " OR ".join(f"p.{c} IS DISTINCT FROM l.{c}" for c in PRICES)
-    held = f"p.sku IN (SELECT sku FROM {ENGINE_HELD})"
+    was_held = f"p.sku IN (SELECT sku FROM {ENGINE_HELD})"
     if full:
-        where = f"(l.sku IS NULL AND {new_sku_filter(rule, 'p')}) OR {differs} OR {held}"
+        where = f"(l.sku IS NULL AND {new_sku_filter(rule, 'p')}) OR {differs} OR {was_held}"
     else:  # the changes update published SKUs only, and only with newer values
         newer = "(l.source_updated_at IS NULL OR p.source_updated_at > l.source_updated_at)"
-        where = f"l.sku IS NOT NULL AND {newer} AND ({differs} OR {held})"
+        where = f"l.sku IS NOT NULL AND {newer} AND ({differs} OR {was_held})"
     candidates = (
         f"SELECT p.sku, p.cost, p.msrp, p.map FROM {_FEED} p LEFT JOIN _usd_ledger l ON l.sku = p.sku "
         f"WHERE {where}"
