@@ -5,12 +5,16 @@ load is committed; normal loads (with SKUs missing but not archived yet) pass.""
 from __future__ import annotations
 
 import datetime as dt
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support.inventory import history, inventory, mapped_file, row
+from tests.support.inventory import Env, history, inventory, mapped_file, row
+from tests.support.paths import MAPPINGS
+from tests.support.settings_file import write_settings
 from usdirect.engine.absence import Absence
 from usdirect.targets.warehouse import inventory as iw
 from usdirect.targets.warehouse.checks import QualityCheckFailed
@@ -167,3 +171,41 @@ def test_the_table_must_hold_what_the_load_counted(
     assert _failed(exc) == failing
     assert "Fix: the table does not hold what the load counted" in str(exc.value)
     assert inventory(wh) == before
+
+
+def test_a_failed_check_fails_the_dag_task_by_name_at_once(
+    make_env: Callable[..., Env], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through Airflow: a template without the shipped negative-quantity rule lets the feed's
+    ``-3`` reach the load, which fails without retries, naming the check; the table keeps its rows."""
+    env = make_env("duckdb", ["warehouse"], catalog_size=300, dirty=True)
+    assert env.run("usdirect_get_inventory").state == "success"  # the shipped template rejects -3
+    stored = inventory(env.wh)
+    mappings = env.tmp / "mappings"
+    mappings.mkdir()
+    shutil.copy(MAPPINGS / "value_maps.yaml", mappings)
+    template = (MAPPINGS / "inventory.yaml").read_text()
+    rule = (
+        "  - name: negative quantity\n"
+        "    reject_if: {field: quantity, lt: 0}\n"
+        '    reason: "quantity: negative quantity"\n'
+    )
+    assert rule in template
+    (mappings / "inventory.yaml").write_text(template.replace(rule, ""))
+    settings = write_settings(
+        env.tmp, ["warehouse"], retries=2, templates={"get_inventory": mappings / "inventory.yaml"}
+    )
+    monkeypatch.setenv("USDIRECT_CONFIG", str(settings))
+    env.sandbox.next_catalog_version(price=0.05, quantity=0.1, new=0.0, removed=0.0)
+    run = env.run("usdirect_get_inventory")
+    states = env.task_states(run)
+    assert run.state == "failed" and states["load_inventory_warehouse"] == "failed", states
+    with env.wh.connect() as conn:
+        (tries, outcome, message), *_ = env.wh.fetchall(
+            conn,
+            f"SELECT count(*) OVER (), outcome, message FROM {env.wh.table('usdirect_runs')} "
+            f"WHERE run_id = '{run.run_id}' AND task_id = 'load_inventory_warehouse'",
+        )
+    assert (tries, outcome) == (1, "failed")  # no retry: the data stays what it is
+    assert "QualityCheckFailed" in message and "quantity_min: observed -3, expected >= 0" in message
+    assert inventory(env.wh) == stored

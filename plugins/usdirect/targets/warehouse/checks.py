@@ -47,8 +47,9 @@ _COLUMN_SQL = {
 _CONDITIONS = {"equal_to": "=", "geq_to": ">=", "leq_to": "<="}
 
 _NEGATIVE_FIX = (
-    "the feed sent a negative {column} (the contract says >= 0): ask US Direct to correct it, or "
-    "make the inventory template reject such rows (a 'reject_if' rule with 'lt: 0'), then clear the task"
+    "the feed sent a negative {column}: ask US Direct to correct it, or make the inventory template "
+    "reject such rows (a 'reject_if' rule with 'lt: 0', as the shipped one has for quantity and "
+    "cost), then clear the task"
 )
 
 # usdirect_inventory, over one account's rows (one partition's, for a partitioned full feed).
