@@ -5,6 +5,7 @@ step (a retry) holds the same SKUs without counting the run twice."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -12,9 +13,12 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
+from sandbox.runner import SandboxInfo
+from tests.support.connections import conn_env_var
 from tests.support.inventory import T0, inventory, mapped_file, row
 from usdirect.domain.held_changes import HELD_CHANGE, PriceRule
-from usdirect.targets.platform.inventory import plan_publish
+from usdirect.hooks.flxpoint import FlxpointHook
+from usdirect.targets.platform.inventory import adopt_published, plan_publish, publish
 from usdirect.targets.warehouse.inventory import load_full
 from usdirect.targets.warehouse.sql import Warehouse
 
@@ -96,8 +100,6 @@ def test_held_change_clears_when_the_feed_recovers(wh: Warehouse, tmp_path: Path
 
 def test_platform_plan_keeps_ledger_prices(wh: Warehouse, tmp_path: Path) -> None:
     """A platform-only account: the ledger's values are the last good ones."""
-    from usdirect.targets.platform.inventory import adopt_published
-
     adopt_published(wh, ACCOUNT, "r1", mapped_file(tmp_path, _catalog(), "v1"))
     writable = frozenset({"title", "cost", "msrp", "map", "quantity", "archived"})
     corrupted = mapped_file(tmp_path, _corrupted(), "v2")
@@ -130,3 +132,28 @@ def test_price_guard_settings_are_checked_with_the_key_named(tmp_path: Path) -> 
     settings["price_guard"] = {"enabled": False}
     cfg = operation_config(tmp_path / "dag.py", "get_inventory_changes", {"id": "main"}, settings)
     assert cfg.operations["get_inventory_changes"].price_guard.enabled is False
+
+
+def test_held_sku_the_platform_lost_is_created_with_the_held_prices(
+    sandbox_factory: Callable[..., SandboxInfo], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The ledger says published, the platform answers notFound: the SKU is created from the feed
+    row, but with the prices the plan sent (the guard's), not the feed's corrupt ones."""
+    sb = sandbox_factory(catalog_size=10, platform_rate_limit=0)
+    conns = sb.connections()
+    conns["flxpoint_default"]["extra"] = {"rate_limit": 50}
+    monkeypatch.setenv(*conn_env_var("flxpoint_default", conns["flxpoint_default"]))
+    monkeypatch.setenv(
+        *conn_env_var("guard_state", {"conn_type": "duckdb", "host": str(tmp_path / "s.duckdb")})
+    )
+    wh = Warehouse.from_conn_id("guard_state")
+    adopt_published(wh, ACCOUNT, "r1", mapped_file(tmp_path, _catalog(), "v1"))  # none of it is there
+    writable = frozenset({"title", "cost", "msrp", "map", "quantity", "archived"})
+    corrupted = mapped_file(tmp_path, _corrupted(), "v2")
+    plan = plan_publish(
+        wh, ACCOUNT, corrupted, tmp_path / "plan", writable, full=True, guard=RULE, run_id="r2"
+    )
+    counts = publish(FlxpointHook(), wh, ACCOUNT, "r2", plan, writable, mapped=corrupted)
+    assert counts.created == counts.not_found == 3
+    variants = {v["sku"]: v for v in sb.platform("variants")}
+    assert (variants["USD-100"]["cost"], variants["USD-100"]["quantity"]) == (10.0, 7)

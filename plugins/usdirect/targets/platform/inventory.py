@@ -318,7 +318,7 @@ def publish(
     """Send a plan. ``mapped`` (the full feed) lets SKUs the platform reports ``notFound`` be created."""
     fields = writable_values(writable)
     counts = PublishCounts()
-    missing: list[str] = []
+    missing: list[dict[str, Any]] = []
     progress = Progress("platform publish", plan.updated + plan.archived + plan.created, unit="SKUs")
     for batch in _chunks(_read_rows(plan.updates), PUT_BATCH):
         answer = client.update_variants([_variant(r, fields) for r in batch])
@@ -336,7 +336,7 @@ def publish(
             1 for r in batch if r["_kind"] != PublishKind.UPDATE and r["sku"] not in not_found
         )
         counts.not_found += len(absent)
-        missing.extend(r["sku"] for r in absent if not r["archived"])
+        missing.extend(r for r in absent if not r["archived"])
     creates: Iterator[dict[str, Any]] = _read_rows(plan.creates)
     if missing and mapped is not None:
         creates = itertools.chain(creates, _rows_for(mapped, missing))
@@ -356,16 +356,20 @@ def _read_rows(path: Path) -> Iterator[dict[str, Any]]:
         yield from batch.to_pylist()
 
 
-def _rows_for(mapped: Path | MappedFeed, skus: list[str]) -> Iterator[dict[str, Any]]:
+def _rows_for(mapped: Path | MappedFeed, planned: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """The feed rows of planned updates to create instead, with the planned prices (the price
+    guard may have held the feed's back)."""
+    prices = {r["sku"]: {f: r[f] for f in PRICE_FIELDS} for r in planned}
     engine = open_engine()
     try:
-        engine.register("_usd_missing", pa.table({"sku": pa.array(skus, pa.string())}))
+        engine.register("_usd_missing", pa.table({"sku": pa.array(list(prices), pa.string())}))
         table = engine.sql(
             f"SELECT f.* FROM {feed_source(mapped)} f SEMI JOIN _usd_missing m ON m.sku = f.sku"
         ).to_arrow_table()
     finally:
         engine.close()
-    yield from table.to_pylist()
+    for row in table.to_pylist():
+        yield row | prices[row["sku"]]
 
 
 def _chunks(rows: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
