@@ -115,8 +115,10 @@ def test_duckdb_inventory_keeps_no_in_memory_index(monkeypatch: pytest.MonkeyPat
         )
     v1 = [row(str(i)) for i in range(50)]
     iw.load_full(wh, "main", "r1", mapped_file(tmp_path, v1, "v1"), NOW)
-    iw.load_full(wh, "main", "r2", mapped_file(tmp_path, [*v1[:30], row("new")], "v2"), NOW)
-    iw.load_full(wh, "main", "r3", mapped_file(tmp_path, v1, "v3"), NOW)
+    # Each load at its own time, as in a real run: the after-load checks tell a load's rows by it.
+    later = NOW + dt.timedelta(hours=1)
+    iw.load_full(wh, "main", "r2", mapped_file(tmp_path, [*v1[:30], row("new")], "v2"), later)
+    iw.load_full(wh, "main", "r3", mapped_file(tmp_path, v1, "v3"), later + dt.timedelta(hours=1))
     with wh.connect() as conn:
         indexes = wh.fetchall(
             conn, "SELECT index_name FROM duckdb_indexes() WHERE table_name = 'usdirect_inventory'"
