@@ -109,8 +109,9 @@ def test_warehouse_load_of_a_reused_feed_equals_the_full_one(template, wh: Wareh
     now = dt.datetime(2026, 11, 27, tzinfo=dt.UTC)
     iw.load_full(wh, "a", "r0", base, now)
     iw.load_full(wh, "b", "r0", base, now)
-    reused = iw.load_full(wh, "a", "r1", feed, now)
-    mapped = iw.load_full(wh, "b", "r1", full, now)
+    later = now + dt.timedelta(hours=1)  # each load at its own time, as a real run's is
+    reused = iw.load_full(wh, "a", "r1", feed, later)
+    mapped = iw.load_full(wh, "b", "r1", full, later)
     assert reused == mapped and reused.updated > 0 and reused.inserted > 0 and reused.archived > 0
     assert _stored(wh, "a") == _stored(wh, "b")
 

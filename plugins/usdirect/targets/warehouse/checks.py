@@ -83,7 +83,9 @@ _RECONCILE_FIX = (
     "the table does not hold what the load counted; another process wrote these rows during the "
     "load, or the load has a defect: report it with the task's log, then clear the task"
 )
-# The load's own counts against the rows it stamped (``{run_id}``, ``{now}``: this load's).
+# The load's own counts against the rows it stamped (``{run_id}``, ``{now}``: this load's). Each
+# load stamps the time it started, so run id and time single out its rows; two loads of an account
+# at the very same microsecond (only a test does that) would count each other's.
 INVENTORY_RECONCILIATION: TableChecks = {
     "rows_inserted": {
         "observed": "COUNT(*) FILTER (WHERE first_seen_at = {now} AND run_id = {run_id})",
