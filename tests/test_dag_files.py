@@ -23,6 +23,24 @@ def test_dagbag_imports_without_errors() -> None:
     assert set(bag.dag_ids) >= expected_dag_ids()
 
 
+def test_params_live_on_the_dag_and_reach_every_task_when_it_runs() -> None:
+    """The tasks keep no copy of the DAG's Params (parsing cost), yet each task sees them all, with
+    a run's conf on top, the way the task runner merges them."""
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.sdk.definitions.param import process_params
+
+    from usdirect.domain.operations import SPECS
+
+    bag = DagBag(dag_folder=str(DAGS / "usdirect_get_inventory.py"))
+    dag = bag.dags["usdirect_get_inventory"]
+    names = [p.name for p in SPECS["get_inventory"].params]
+    assert list(dag.params) == names and "accept_held" in names
+    for task in dag.tasks:
+        assert not task.params
+        seen = process_params(dag, task, {"accept_held": ["USD-1"]}, suppress_exception=False)
+        assert seen["accept_held"] == ["USD-1"] and seen["allow_shrink"] is False
+
+
 def expected_dag_ids() -> set[str]:
     """DAG ids promised by the README for the operations that exist so far."""
     return {p.stem for p in DAG_FILES}
