@@ -24,7 +24,6 @@ from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -99,41 +98,49 @@ class Base:
         return cls(path, meta[FILE_ID_KEY])
 
     def matcher(self) -> Matcher:
-        column = pq.read_table(self.path, columns=[RAW_HASH]).column(RAW_HASH).to_numpy()
-        return Matcher(pd.Index(column))
+        return Matcher(pq.read_table(self.path, columns=[RAW_HASH]).column(RAW_HASH).to_numpy())
 
 
 class Matcher:
     """Finds a feed's raw rows in the base and remembers which base rows were seen.
 
-    A pandas hash index of the base's raw hashes is built once (Arrow's ``is_in`` would rebuild
-    its set of a million values for every chunk). Base rows are unique by SKU, so their raw
-    hashes are unique too.
+    The base's raw hashes are kept sorted and looked up by binary search, with one byte per base
+    row for "seen": 90 MB at 10,000,000 rows, where a pandas hash index of them took about 350 MB
+    more and put a 10M re-sync's ``map_feed`` above 1 GB (1,194 MB; 889 MB now). Arrow's ``is_in``
+    would rebuild its set for every chunk. Base rows are unique by SKU, so their raw hashes are
+    unique too.
     """
 
-    def __init__(self, hashes: pd.Index) -> None:
-        self.hashes = hashes
-        self.seen = np.zeros(len(hashes), dtype=np.int64)
+    def __init__(self, hashes: np.ndarray) -> None:
+        self.hashes = np.sort(hashes)
+        self.seen = np.zeros(len(self.hashes), dtype=np.bool_)
+        self.repeated = False  # one raw row appeared twice (a duplicate SKU the full dedupe resolves)
 
     def known(self, chunk: pa.Array) -> pa.Array:
-        """Boolean mask of the chunk's rows the base holds; counts them as seen."""
-        at = self.hashes.get_indexer(chunk.to_numpy())
-        hit = at >= 0
-        np.add.at(self.seen, at[hit], 1)
+        """Boolean mask of the chunk's rows the base holds; marks them as seen."""
+        values = chunk.to_numpy()
+        if not len(self.hashes):
+            return pa.array(np.zeros(len(values), dtype=np.bool_))
+        # Looked up in ascending order: neighbouring searches then touch neighbouring memory, four
+        # times faster at 10M base rows than in feed order (and as fast as the hash index).
+        order = np.argsort(values)
+        at = np.empty(len(values), dtype=np.intp)
+        at[order] = np.searchsorted(self.hashes, values[order])
+        at = np.minimum(at, len(self.hashes) - 1)
+        hit = self.hashes[at] == values
+        found = at[hit]
+        if not self.repeated:
+            self.repeated = bool(self.seen[found].any()) or len(np.unique(found)) < len(found)
+        self.seen[found] = True
         return pa.array(hit)
 
     @property
     def reused(self) -> int:
         return int(np.count_nonzero(self.seen))
 
-    @property
-    def repeated(self) -> bool:
-        """Whether one raw row appeared twice (a duplicate SKU that the full dedupe must resolve)."""
-        return bool((self.seen > 1).any())
-
     def dropped(self) -> pa.Table:
         """Raw hashes of the base rows this feed no longer lists (changed or removed rows)."""
-        return pa.table([pa.array(self.hashes.to_numpy()[self.seen == 0], pa.int64())], schema=DROPPED_SCHEMA)
+        return pa.table([pa.array(self.hashes[~self.seen], pa.int64())], schema=DROPPED_SCHEMA)
 
 
 @dataclass(frozen=True)
