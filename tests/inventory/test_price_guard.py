@@ -15,8 +15,8 @@ import pytest
 
 from sandbox.runner import SandboxInfo
 from tests.support.connections import conn_env_var
-from tests.support.inventory import T0, inventory, mapped_file, row
-from usdirect.domain.held_changes import HELD_CHANGE, PriceRule
+from tests.support.inventory import T0, held_changes, inventory, mapped_file, row
+from usdirect.domain.held_changes import PriceRule
 from usdirect.hooks.flxpoint import FlxpointHook
 from usdirect.targets.platform.inventory import adopt_published, plan_publish, publish
 from usdirect.targets.warehouse.inventory import load_full
@@ -25,17 +25,6 @@ from usdirect.targets.warehouse.sql import Warehouse
 ACCOUNT = "main"
 RULE = PriceRule()  # 60% change, floor 0.05, confirmed by 2 runs
 NOW = T0 + dt.timedelta(hours=1)
-
-
-def _held(wh: Warehouse) -> dict[str, dict[str, Any]]:
-    """Held changes keyed by SKU (the latest row of each)."""
-    with wh.connect() as conn:
-        rows = wh.fetchall(
-            conn,
-            f"SELECT {', '.join(HELD_CHANGE.names)} FROM {wh.table(HELD_CHANGE.stored_as)} "
-            "ORDER BY first_held_at",
-        )
-    return {r[1]: dict(zip(HELD_CHANGE.names, r, strict=True)) for r in rows}
 
 
 def _catalog() -> list[dict[str, Any]]:
@@ -68,7 +57,7 @@ def test_warehouse_holds_anomalies_and_a_retry_holds_the_same(wh: Warehouse, tmp
     assert live["USD-102"]["map"] == Decimal("15.00")
     assert live["USD-103"]["cost"] == Decimal("11.00") and live["USD-104"]["quantity"] == 0
     assert "USD-200" not in live  # a new SKU priced wrong is not created
-    held = _held(wh)
+    held = held_changes(wh)
     assert set(held) == {"USD-100", "USD-101", "USD-102", "USD-200"}
     assert held["USD-100"]["reason"] == "cost_drop"
     assert (held["USD-100"]["old_cost"], held["USD-100"]["new_cost"]) == (Decimal("10.00"), Decimal("0.10"))
@@ -80,7 +69,7 @@ def test_warehouse_holds_anomalies_and_a_retry_holds_the_same(wh: Warehouse, tmp
 
     # A person accepts one SKU; the next feed (a new run) brings the same prices and confirms the rest.
     load_full(wh, ACCOUNT, "r3", corrupted, NOW, guard=PriceRule(accept=frozenset({"USD-101"})))
-    held = _held(wh)
+    held = held_changes(wh)
     assert held["USD-101"]["resolved_how"] == "accepted" and inventory(wh)["USD-101"]["cost"] == 100
     confirmed = {s for s, h in held.items() if h["resolved_how"] == "confirmed"}
     assert confirmed == {"USD-100", "USD-102", "USD-200"}
@@ -92,7 +81,7 @@ def test_held_change_clears_when_the_feed_recovers(wh: Warehouse, tmp_path: Path
     load_full(wh, ACCOUNT, "r1", mapped_file(tmp_path, _catalog(), "v1"), T0, guard=RULE)
     load_full(wh, ACCOUNT, "r2", mapped_file(tmp_path, _corrupted(), "v2"), NOW, guard=RULE)
     load_full(wh, ACCOUNT, "r3", mapped_file(tmp_path, _catalog(), "v3"), NOW, guard=RULE)
-    held = _held(wh)
+    held = held_changes(wh)
     assert {held[s]["resolved_how"] for s in ("USD-100", "USD-101", "USD-102")} == {"cleared"}
     assert held["USD-200"]["resolved_at"] is None  # not in the recovered feed: still held
     assert inventory(wh)["USD-100"]["cost"] == Decimal("10.00")
@@ -112,7 +101,7 @@ def test_platform_plan_keeps_ledger_prices(wh: Warehouse, tmp_path: Path) -> Non
         assert set(updates) == {"USD-100", "USD-103", "USD-104"}  # price-only anomalies: nothing to send
         assert updates["USD-100"]["cost"] == Decimal("10.00") and updates["USD-100"]["quantity"] == 7
         assert pq.read_table(plan.creates).num_rows == 0
-    assert {h["times_seen"] for h in _held(wh).values()} == {1}
+    assert {h["times_seen"] for h in held_changes(wh).values()} == {1}
 
 
 def test_price_guard_settings_are_checked_with_the_key_named(tmp_path: Path) -> None:

@@ -21,13 +21,13 @@ from tests.support.inventory import (
     Env,
     assert_platform_matches,
     assert_warehouse_matches,
+    held_changes,
     inventory,
     task_counts,
     truth,
 )
 from tests.support.receivers import WebhookReceiver
 from tests.support.settings_file import write_settings
-from usdirect.domain.held_changes import HELD_CHANGE
 from usdirect.targets.warehouse.sql import Warehouse
 
 PRICES = ("cost", "msrp", "map")
@@ -68,17 +68,6 @@ def make_guarded_env(
     yield make
     for receiver in receivers:
         receiver.stop()
-
-
-def held_changes(wh: Warehouse) -> dict[str, dict[str, Any]]:
-    """The held changes keyed by SKU (the latest of each)."""
-    with wh.connect() as conn:
-        rows = wh.fetchall(
-            conn,
-            f"SELECT {', '.join(HELD_CHANGE.names)} FROM {wh.table(HELD_CHANGE.stored_as)} "
-            "ORDER BY first_held_at",
-        )
-    return {r[1]: dict(zip(HELD_CHANGE.names, r, strict=True)) for r in rows}
 
 
 def corrupt(env: Env, count: int, new: int) -> tuple[set[str], set[str], dict[str, str]]:

@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 
 from sandbox.runner import SandboxInfo
 from tests.support.paths import REPO
+from usdirect.domain.held_changes import HELD_CHANGE
 from usdirect.domain.inventory import conform
 from usdirect.engine.dedupe import ROW, dedupe_and_hash
 from usdirect.targets.warehouse.sql import Warehouse
@@ -179,3 +180,14 @@ def task_counts(env: Env, run: Any, task_id: str) -> dict[str, Any]:
             (run.run_id, task_id),
         )
     return json.loads(rows[-1][0])
+
+
+def held_changes(wh: Warehouse) -> dict[str, dict[str, Any]]:
+    """The price guard's held changes keyed by SKU (the latest of each)."""
+    with wh.connect() as conn:
+        rows = wh.fetchall(
+            conn,
+            f"SELECT {', '.join(HELD_CHANGE.names)} FROM {wh.table(HELD_CHANGE.stored_as)} "
+            "ORDER BY first_held_at",
+        )
+    return {r[1]: dict(zip(HELD_CHANGE.names, r, strict=True)) for r in rows}
