@@ -7,6 +7,7 @@ read, so the raw hashes must be lined up by row number, not by position.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
@@ -84,3 +85,22 @@ def test_small_batches_are_gathered_into_full_row_groups(
     assert sizes == [1200, 1200, 1200, 900]  # each group closes at the first batch past 1,000 rows
     assert pq.read_table(out).column("n").to_pylist() == list(range(4500))
     assert pq.read_schema(out).metadata == {b"usdirect.k": b"v"}
+
+
+def test_a_failing_source_or_write_raises_its_own_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Row groups are written on a thread of their own: a source that fails midway, and a write that
+    fails there (a batch of another schema), both reach the caller as they are."""
+    monkeypatch.setattr(inventory_dedupe, "_ROW_GROUP", 100)
+    table = pa.table({"n": pa.array(range(1000), pa.int64())})
+
+    def broken() -> Iterator[pa.RecordBatch]:
+        yield from table.to_batches(max_chunksize=100)[:5]
+        raise LookupError("the feed broke at row 500")
+
+    with pytest.raises(LookupError, match="row 500"):
+        write_batches(table.schema, broken(), tmp_path / "broken.parquet")
+    wrong = pa.record_batch({"n": pa.array(["x"] * 100)})
+    with pytest.raises(pa.ArrowInvalid):
+        write_batches(table.schema, [*table.to_batches(max_chunksize=100)[:3], wrong], tmp_path / "w.parquet")

@@ -9,7 +9,9 @@ reasons group in ``SELECT reason, count(*) FROM usdirect_rejects``.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,7 @@ DUPLICATE_REASON = (
     "duplicate sku: another row of the same SKU was kept (newest updated_at, then last in file)"
 )
 _ROW_GROUP = 122_880
+_WRITES_AHEAD = 2  # row groups (about 20 MB each) queued for the writer thread
 # Arrow's Parquet writer takes about 0.25 s less CPU per million rows than DuckDB's COPY, which
 # tries dictionaries and writes statistics and bloom filters for every column. The loads read the
 # file whole, so statistics buy nothing; dictionaries go only where values repeat (unique text such
@@ -126,21 +129,38 @@ def write_batches(
     schema: pa.Schema, batches: Iterable[pa.RecordBatch], out: Path, metadata: dict[str, str] | None = None
 ) -> None:
     """Write record batches into ``out``, gathered into row groups of about ``_ROW_GROUP`` rows
-    whatever the batches' size (each write of Arrow's writer closes a row group)."""
+    whatever the batches' size (each write of Arrow's writer closes a row group).
+
+    Row groups are encoded and written on a thread of their own (Arrow's writer releases the GIL),
+    so the next ones are made meanwhile: a million mapped rows take about 0.6 s to write, which the
+    transform no longer waits for. At most ``_WRITES_AHEAD`` row groups wait for the writer.
+    """
     schema = schema.with_metadata(metadata) if metadata else schema
     pending: list[pa.RecordBatch] = []
     size = 0
-    with pq.ParquetWriter(
-        out, schema, compression="lz4", use_dictionary=_DICTIONARY_COLUMNS, write_statistics=False
-    ) as writer:
+    queued: deque[Future[None]] = deque()
+    with (
+        pq.ParquetWriter(
+            out, schema, compression="lz4", use_dictionary=_DICTIONARY_COLUMNS, write_statistics=False
+        ) as writer,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="usdirect-parquet") as pool,
+    ):
+
+        def write(group: list[pa.RecordBatch], rows: int) -> None:
+            queued.append(pool.submit(writer.write_table, pa.Table.from_batches(group, schema), rows))
+            while len(queued) > _WRITES_AHEAD:
+                queued.popleft().result()
+
         for batch in batches:
             pending.append(batch)
             size += batch.num_rows
             if size >= _ROW_GROUP:
-                writer.write_table(pa.Table.from_batches(pending, schema), row_group_size=size)
+                write(pending, size)
                 pending, size = [], 0
         if pending:
-            writer.write_table(pa.Table.from_batches(pending, schema), row_group_size=size)
+            write(pending, size)
+        while queued:
+            queued.popleft().result()
 
 
 def _duplicate_rejects(con: Any, operation: str) -> pa.Table:
