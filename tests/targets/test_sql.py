@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
@@ -61,6 +62,40 @@ def test_failed_transaction_rolls_back(warehouse: Warehouse) -> None:
     with pytest.raises(RuntimeError), warehouse.connect() as conn:
         warehouse.load_arrow(conn, t, ROWS)
         raise RuntimeError("boom")
+    with warehouse.connect() as conn:
+        assert warehouse.fetchall(conn, f"SELECT count(*) FROM {t}") == [(0,)]
+
+
+def test_load_batches_appends_every_batch_in_order_and_skips_empty_ones(warehouse: Warehouse) -> None:
+    t = warehouse.table("batched")
+    parts = [ROWS.slice(0, 1), ROWS.slice(0, 0), ROWS.slice(1, 2)]
+    with warehouse.connect() as conn:
+        warehouse.execute(conn, f"DROP TABLE IF EXISTS {t}")
+        warehouse.execute(conn, DDL.format(t=t))
+        assert warehouse.load_batches(conn, t, iter(parts)) == 3
+        assert warehouse.load_batches(conn, t, iter([ROWS.slice(0, 0)])) == 0
+    with warehouse.connect() as conn:
+        assert warehouse.fetchall(conn, f"SELECT sku, title FROM {t} ORDER BY sku") == [
+            ("1", 'Grill "Pro", 18"'),
+            ("2", "Café ñandú"),
+            ("3", None),
+        ]
+
+
+def test_load_batches_failing_midway_raises_its_error_and_loads_nothing(warehouse: Warehouse) -> None:
+    """The batches are made on a thread (Postgres renders CSV ahead of the COPY): an error there
+    reaches the caller as it is, and the transaction keeps none of the rows sent before it."""
+    t = warehouse.table("batched_fail")
+
+    def batches() -> Iterator[pa.Table]:
+        yield ROWS.slice(0, 2)
+        raise LookupError("the source broke after one batch")
+
+    with warehouse.connect() as conn:
+        warehouse.execute(conn, f"DROP TABLE IF EXISTS {t}")
+        warehouse.execute(conn, DDL.format(t=t))
+    with pytest.raises(LookupError, match="broke after one batch"), warehouse.connect() as conn:
+        warehouse.load_batches(conn, t, batches())
     with warehouse.connect() as conn:
         assert warehouse.fetchall(conn, f"SELECT count(*) FROM {t}") == [(0,)]
 

@@ -303,8 +303,9 @@ def _replace_ledger(
         ensure_ledger(wh, conn)
         mine = f"account = {p}" + and_in(partition, wh.dialect)
         wh.execute(conn, f"DELETE FROM {wh.table(LEDGER)} WHERE {mine}", (account,))
-        for batch in _batches(engine, select, text_stamps=wh.dialect == "postgres"):
-            wh.load_arrow(conn, wh.table(LEDGER), batch)
+        wh.load_batches(
+            conn, wh.table(LEDGER), _batches(engine, select, text_stamps=wh.dialect == "postgres")
+        )
         ensure_reconciles(wh, conn)
         wh.execute(
             conn,
@@ -323,7 +324,7 @@ def _replace_ledger(
 
 
 def _batches(engine: Any, select: str, text_stamps: bool) -> Iterator[pa.Table]:
-    """Batches ready for ``load_arrow`` (for Postgres, timestamps rendered by DuckDB: COPY reads text)."""
+    """Batches ready for ``load_batches`` (for Postgres, timestamps rendered by DuckDB: COPY reads text)."""
     if text_stamps:
         select = (
             "SELECT * REPLACE (CAST(source_updated_at AS VARCHAR) AS source_updated_at, "

@@ -508,8 +508,7 @@ class _Delta:
             self.engine.execute(f"CREATE TEMP TABLE {table} AS {sql}")
             return
         self.wh.execute(self.conn, f"CREATE TEMP TABLE {table} ({ddl_columns})")
-        for batch in self._batches(sql):
-            self.wh.load_arrow(self.conn, table, batch)
+        self.wh.load_batches(self.conn, table, self._batches(sql))
         # The row count and the key's statistics are what the planner needs; analysing every
         # column of a wide temp table costs several times more.
         self.wh.execute(self.conn, f"ANALYZE {table} (sku)")
@@ -570,7 +569,7 @@ FROM (SELECT c.* FROM _usd_current c ANTI JOIN _usd_feed f ON f.sku = c.sku WHER
             alter = ", ".join(f"ALTER COLUMN {k} SET DEFAULT {v}" for k, v in constants.items())
             self.wh.execute(self.conn, f"ALTER TABLE {inv} {alter}")
             select = f"SELECT {_COLS}, {archived_at}, row_hash FROM _usd_feed"
-            inserted = sum(self.wh.load_arrow(self.conn, inv, batch) for batch in self._batches(select))
+            inserted = self.wh.load_batches(self.conn, inv, self._batches(select))
             drop = ", ".join(f"ALTER COLUMN {k} DROP DEFAULT" for k in constants)
             self.wh.execute(self.conn, f"ALTER TABLE {inv} {drop}")
         if empty_table:

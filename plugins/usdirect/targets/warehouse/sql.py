@@ -12,9 +12,10 @@ from __future__ import annotations
 import datetime as dt
 import io
 import re
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
 import pyarrow as pa
@@ -22,10 +23,12 @@ import pyarrow.csv as pacsv
 from tenacity import Retrying, retry_if_exception, stop_before_delay, wait_exponential
 
 from usdirect.domain.errors import PermanentError
+from usdirect.domain.read_ahead import read_ahead
 from usdirect.domain.records import Record
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _COPY_CHUNK = 8 << 20
+_CSV_ROWS = 32_768  # rows per CSV part of a Postgres load (about 10 MB of inventory text)
 _MEMORY_SIZE = re.compile(r"^\s*\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$", re.IGNORECASE)
 DUCKDB_LOCK_WAIT_S = 300.0
 # Postgres login refusals that only a person can fix (the server answered: it is reachable).
@@ -255,25 +258,61 @@ class Warehouse:
 
     def load_arrow(self, conn: Any, table: str, data: pa.Table) -> int:
         """Bulk-append ``data`` into ``table`` (already qualified); columns matched by name."""
+        return self.load_batches(conn, table, [data])
+
+    def load_batches(self, conn: Any, table: str, batches: Iterable[pa.Table]) -> int:
+        """Bulk-append tables of the same columns into ``table`` (already qualified); returns the rows.
+
+        Postgres: one ``COPY``, each table rendered as CSV on a thread while the server reads the one
+        before. Rendering a million inventory rows (and scanning them out of DuckDB) takes about
+        1.5 s that the server would otherwise wait for: the load then costs what the server takes.
+        """
+        if self.dialect == "duckdb":
+            return sum(self._insert_arrow(conn, table, data) for data in batches)
+        rows = 0
+        with closing(read_ahead(_as_csv(batches))) as rendered:
+            first = next(rendered, None)
+            if first is None:
+                return 0
+            cols = ", ".join(quote_ident(c) for c in first.columns)
+            with conn.cursor().copy(f"COPY {table} ({cols}) FROM STDIN (FORMAT csv)") as copy:
+                for part in chain([first], rendered):
+                    view = memoryview(part.payload)
+                    for start in range(0, len(view), _COPY_CHUNK):
+                        copy.write(view[start : start + _COPY_CHUNK])
+                    rows += part.rows
+        return rows
+
+    def _insert_arrow(self, conn: Any, table: str, data: pa.Table) -> int:
         if data.num_rows == 0:
             return 0
         cols = ", ".join(quote_ident(c) for c in data.column_names)
-        if self.dialect == "duckdb":
-            conn.register("_usdirect_load", data)
-            try:
-                conn.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _usdirect_load")
-            finally:
-                conn.unregister("_usdirect_load")
-            return data.num_rows
-        sink = pa.BufferOutputStream()
-        pacsv.write_csv(data, sink, pacsv.WriteOptions(include_header=False, quoting_style="needed"))
-        payload = sink.getvalue()
-        cur = conn.cursor()
-        with cur.copy(f"COPY {table} ({cols}) FROM STDIN (FORMAT csv)") as copy:
-            view = memoryview(payload)
-            for start in range(0, len(view), _COPY_CHUNK):
-                copy.write(view[start : start + _COPY_CHUNK])
+        conn.register("_usdirect_load", data)
+        try:
+            conn.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _usdirect_load")
+        finally:
+            conn.unregister("_usdirect_load")
         return data.num_rows
+
+
+@dataclass(frozen=True)
+class _CsvPart:
+    columns: list[str]
+    rows: int
+    payload: pa.Buffer
+
+
+def _as_csv(batches: Iterable[pa.Table]) -> Iterator[_CsvPart]:
+    """The rows of the tables as COPY's CSV (no header, quoted where needed), in parts of at most
+    ``_CSV_ROWS`` rows: only the text waits for the server, in small pieces, never the tables
+    (rendered whole, a million inventory rows held about 250 MB more at the load's peak)."""
+    options = pacsv.WriteOptions(include_header=False, quoting_style="needed")
+    for data in batches:
+        for start in range(0, data.num_rows, _CSV_ROWS):
+            part = data.slice(start, _CSV_ROWS)
+            sink = pa.BufferOutputStream()
+            pacsv.write_csv(part, sink, options)
+            yield _CsvPart(data.column_names, part.num_rows, sink.getvalue())
 
 
 # --- set-based upserts of record tables (stage, merge, replace children) ----------------------
