@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 from pathlib import Path
 
@@ -82,6 +83,25 @@ def test_duplicate_skus_or_a_large_change_map_the_whole_feed(template, tmp_path:
     _, big_base, _ = _map(template, w0, tmp_path / "big" / "c0.parquet")
     changed, _, _ = _map(template, w1, tmp_path / "big" / "r1.parquet", base=big_base)
     assert changed.reused == 0
+
+
+@pytest.mark.parametrize("repeat", ["an unchanged row's sku", "a new sku twice"])
+def test_a_fresh_row_repeating_a_sku_maps_the_whole_feed(template, tmp_path: Path, repeat: str) -> None:
+    """A SKU repeated with other values is not a repeated raw row, so only the SKUs can tell: a
+    fresh row that repeats the SKU of a row taken from the base, or of another fresh row."""
+    v0, v1 = _feeds(tmp_path)
+    _, base, _ = _map(template, v0, tmp_path / "c0.parquet")
+    with v1.open(newline="", encoding="utf-8") as src:
+        rows = list(csv.DictReader(src))
+    extra = [{**rows[10], "title": "Same SKU, other title"}]  # rows[10] is unchanged since v0
+    if repeat == "a new sku twice":
+        extra = [{**rows[10], "sku": "NEW-1", "title": t} for t in ("First", "Second")]
+    with v1.open("a", newline="", encoding="utf-8") as out:
+        csv.DictWriter(out, fieldnames=list(rows[0])).writerows(extra)
+    result, feed, rejects = _map(template, v1, tmp_path / "r1.parquet", base=base)
+    everything, full, full_rejects = _map(template, v1, tmp_path / "f1.parquet")
+    assert result.reused == 0 and result.duplicates == everything.duplicates == 1
+    assert _rows(feed_source(feed)) == _rows(feed_source(full)) and rejects.equals(full_rejects)
 
 
 def test_another_template_or_a_missing_base_maps_everything(template, tmp_path: Path) -> None:

@@ -23,7 +23,6 @@ import pyarrow.parquet as pq
 from usdirect.domain.inventory import MAPPED_SCHEMA, conform, row_hash_sql
 from usdirect.domain.progress import Progress
 from usdirect.domain.rejects import STORED_REJECT_SCHEMA, conform_rejects
-from usdirect.engine.base import open_engine
 from usdirect.engine.dedupe import ROW, Deduped, Hashed, dedupe_and_hash, write_batches
 from usdirect.engine.reuse import (
     DROPPED_SCHEMA,
@@ -99,14 +98,8 @@ def transform_feed(
     pq.write_table(matcher.dropped(), dropped, compression="lz4")
     whole = MappedFeed(mapped, usable.path, dropped, usable.file_id)
     rows = whole.rows()
-    if not matcher.repeated and rows - matcher.reused <= MAX_FRESH_SHARE * rows:
-        con = open_engine()
-        try:
-            skus = con.execute(f"SELECT count(DISTINCT sku) FROM {whole.source()}").fetchall()[0][0]
-        finally:
-            con.close()
-        if skus == rows:
-            return replace(result, skus=rows, reused=matcher.reused, base_id=usable.file_id)
+    if not matcher.repeated and rows - matcher.reused <= MAX_FRESH_SHARE * rows and not whole.repeated_skus():
+        return replace(result, skus=rows, reused=matcher.reused, base_id=usable.file_id)
     # Duplicate SKUs need the full dedupe, and a feed this changed is a better base: map it whole.
     return transform_feed(feed, template, mapped, rejects, dropped=dropped)
 
