@@ -7,6 +7,8 @@ import datetime as dt
 from pathlib import Path
 
 import duckdb
+import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -14,7 +16,7 @@ from sandbox.catalog import Catalog, Shares, write_catalog_csv
 from tests.support.inventory import inventory
 from tests.support.paths import REPO
 from usdirect.domain.inventory import MAPPED_COLUMNS
-from usdirect.engine.reuse import BaseChangedError, MappedFeed, feed_rows, feed_source
+from usdirect.engine.reuse import BaseChangedError, MappedFeed, Matcher, feed_rows, feed_source
 from usdirect.engine.transform import transform_feed
 from usdirect.mapping import load_template
 from usdirect.targets.warehouse import inventory as iw
@@ -138,3 +140,20 @@ def test_warehouse_load_of_a_reused_feed_equals_the_full_one(template, wh: Wareh
 
 def _stored(wh: Warehouse, account: str) -> dict[str, dict]:
     return {sku: {k: v for k, v in r.items() if k != "account"} for sku, r in inventory(wh, account).items()}
+
+
+def test_matcher_finds_rows_in_feed_order_and_notices_a_row_seen_twice() -> None:
+    base = np.array([50, 10, 40, 20, 30], dtype=np.int64)
+    matcher = Matcher(base)
+    assert matcher.known(pa.array([30, 99, 10, 5], pa.int64())).to_pylist() == [True, False, True, False]
+    assert not matcher.repeated and matcher.reused == 2
+    assert matcher.known(pa.array([60, 40], pa.int64())).to_pylist() == [False, True]
+    assert not matcher.repeated  # 60 is above every base hash: not found, not an error
+    assert matcher.dropped().column(0).to_pylist() == [20, 50]
+    assert matcher.known(pa.array([10], pa.int64())).to_pylist() == [True]
+    assert matcher.repeated  # seen in an earlier chunk
+
+    within = Matcher(base)
+    assert within.known(pa.array([20, 7, 20], pa.int64())).to_pylist() == [True, False, True]
+    assert within.repeated  # twice in one chunk
+    assert Matcher(np.array([], dtype=np.int64)).known(pa.array([1], pa.int64())).to_pylist() == [False]

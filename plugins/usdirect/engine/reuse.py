@@ -121,17 +121,20 @@ class Matcher:
         values = chunk.to_numpy()
         if not len(self.hashes):
             return pa.array(np.zeros(len(values), dtype=np.bool_))
-        # Looked up in ascending order: neighbouring searches then touch neighbouring memory, four
-        # times faster at 10M base rows than in feed order (and as fast as the hash index).
+        # Looked up and compared in ascending order: neighbouring searches then touch neighbouring
+        # memory, four times faster at 10M base rows than in feed order, and the base rows found
+        # come out sorted, so a row seen twice is next to itself (0.15 s per million, was 0.32 s).
         order = np.argsort(values)
-        at = np.empty(len(values), dtype=np.intp)
-        at[order] = np.searchsorted(self.hashes, values[order])
-        at = np.minimum(at, len(self.hashes) - 1)
-        hit = self.hashes[at] == values
-        found = at[hit]
+        ordered = values[order]
+        at = np.searchsorted(self.hashes, ordered)
+        np.minimum(at, len(self.hashes) - 1, out=at)
+        hit_ordered = self.hashes[at] == ordered
+        found = at[hit_ordered]
         if not self.repeated:
-            self.repeated = bool(self.seen[found].any()) or len(np.unique(found)) < len(found)
+            self.repeated = bool(self.seen[found].any()) or bool((found[1:] == found[:-1]).any())
         self.seen[found] = True
+        hit = np.empty(len(values), dtype=np.bool_)
+        hit[order] = hit_ordered
         return pa.array(hit)
 
     @property
