@@ -276,11 +276,27 @@ def require_dag_file(dag_id: str) -> None:
 
 
 def settle(stack: AirflowStack, dag_id: str, timeout: float = 120) -> None:
-    """Pause the DAG and wait until none of its runs is queued or running (scheduled runs included)."""
-    stack.api("PATCH", f"dags/{dag_id}", json={"is_paused": True})
+    """Pause the DAG once none of its runs is queued or running (scheduled runs included).
+
+    It is paused only once it is quiet: Airflow neither starts a paused DAG's queued runs nor
+    schedules the remaining tasks of its running ones, so a run in flight at the pause (a schedule
+    that fired a moment before, say at a quarter-hour) would stay queued or running for good. A run
+    the schedule created between the last look and the pause is let finish (the DAG is unpaused
+    again until it has).
+    """
     deadline = time.monotonic() + timeout
+    active: list[tuple[str, str]] = []
     while time.monotonic() < deadline:
-        if all(r["state"] in ("success", "failed") for r in stack.runs(dag_id)):
-            return
+        active = _active_runs(stack, dag_id)
+        if not active:
+            stack.api("PATCH", f"dags/{dag_id}", json={"is_paused": True})
+            active = _active_runs(stack, dag_id)
+            if not active:
+                return
+            stack.api("PATCH", f"dags/{dag_id}", json={"is_paused": False})
         time.sleep(1)
-    raise AssertionError(f"{dag_id} still has active runs after {timeout}s")
+    raise AssertionError(f"{dag_id} still has active runs after {timeout}s: {active}\n{stack.tail_logs()}")
+
+
+def _active_runs(stack: AirflowStack, dag_id: str) -> list[tuple[str, str]]:
+    return [(r["dag_run_id"], r["state"]) for r in stack.runs(dag_id) if r["state"] not in TERMINAL]
