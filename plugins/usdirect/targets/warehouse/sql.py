@@ -25,10 +25,11 @@ from tenacity import Retrying, retry_if_exception, stop_before_delay, wait_expon
 from usdirect.domain.errors import PermanentError
 from usdirect.domain.read_ahead import read_ahead
 from usdirect.domain.records import Record
+from usdirect.targets.warehouse.pg_copy_binary import SIGNATURE, TRAILER, binary_columns, encode_rows
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _COPY_CHUNK = 8 << 20
-_CSV_ROWS = 32_768  # rows per CSV part of a Postgres load (about 10 MB of inventory text)
+_PART_ROWS = 32_768  # rows per rendered part of a Postgres load (about 10 MB of inventory rows)
 _MEMORY_SIZE = re.compile(r"^\s*\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$", re.IGNORECASE)
 DUCKDB_LOCK_WAIT_S = 300.0
 # Postgres login refusals that only a person can fix (the server answered: it is reachable).
@@ -263,24 +264,35 @@ class Warehouse:
     def load_batches(self, conn: Any, table: str, batches: Iterable[pa.Table]) -> int:
         """Bulk-append tables of the same columns into ``table`` (already qualified); returns the rows.
 
-        Postgres: one ``COPY``, each table rendered as CSV on a thread while the server reads the one
-        before. Rendering a million inventory rows (and scanning them out of DuckDB) takes about
-        1.5 s that the server would otherwise wait for: the load then costs what the server takes.
+        Postgres: one ``COPY``, binary where every column's type maps exactly onto the target's
+        (``pg_copy_binary``), else CSV; each part is rendered on a thread while the server reads the
+        part before, so a load costs what the server takes (a million inventory rows: about 1.5 s
+        of rendering and scanning hidden, and 1.2 s less on the server than CSV).
         """
         if self.dialect == "duckdb":
             return sum(self._insert_arrow(conn, table, data) for data in batches)
+        source = (data for data in batches if data.num_rows)
+        first = next(source, None)
+        if first is None:
+            return 0
+        cols = ", ".join(quote_ident(c) for c in first.column_names)
+        cur = conn.cursor()
+        cur.execute(f"SELECT {cols} FROM {table} LIMIT 0")
+        binary = binary_columns(first.schema, [d.type_code for d in cur.description])
         rows = 0
-        with closing(read_ahead(_as_csv(batches))) as rendered:
-            first = next(rendered, None)
-            if first is None:
-                return 0
-            cols = ", ".join(quote_ident(c) for c in first.columns)
-            with conn.cursor().copy(f"COPY {table} ({cols}) FROM STDIN (FORMAT csv)") as copy:
-                for part in chain([first], rendered):
-                    view = memoryview(part.payload)
-                    for start in range(0, len(view), _COPY_CHUNK):
-                        copy.write(view[start : start + _COPY_CHUNK])
-                    rows += part.rows
+        with (
+            closing(read_ahead(_rendered(chain([first], source), binary))) as parts,
+            cur.copy(f"COPY {table} ({cols}) FROM STDIN (FORMAT {'binary' if binary else 'csv'})") as copy,
+        ):
+            if binary:
+                copy.write(SIGNATURE)
+            for part in parts:
+                view = memoryview(part.payload)
+                for start in range(0, len(view), _COPY_CHUNK):
+                    copy.write(view[start : start + _COPY_CHUNK])
+                rows += part.rows
+            if binary:
+                copy.write(TRAILER)
         return rows
 
     def _insert_arrow(self, conn: Any, table: str, data: pa.Table) -> int:
@@ -296,23 +308,25 @@ class Warehouse:
 
 
 @dataclass(frozen=True)
-class _CsvPart:
-    columns: list[str]
+class _Part:
     rows: int
-    payload: pa.Buffer
+    payload: bytes | pa.Buffer
 
 
-def _as_csv(batches: Iterable[pa.Table]) -> Iterator[_CsvPart]:
-    """The rows of the tables as COPY's CSV (no header, quoted where needed), in parts of at most
-    ``_CSV_ROWS`` rows: only the text waits for the server, in small pieces, never the tables
-    (rendered whole, a million inventory rows held about 250 MB more at the load's peak)."""
+def _rendered(batches: Iterable[pa.Table], binary: bool) -> Iterator[_Part]:
+    """The rows as COPY data (binary rows, or CSV without header, quoted where needed) in parts of
+    at most ``_PART_ROWS`` rows: only the rendered parts wait for the server, in small pieces,
+    never whole tables (rendered whole, a million inventory rows held about 250 MB more)."""
     options = pacsv.WriteOptions(include_header=False, quoting_style="needed")
     for data in batches:
-        for start in range(0, data.num_rows, _CSV_ROWS):
-            part = data.slice(start, _CSV_ROWS)
+        for start in range(0, data.num_rows, _PART_ROWS):
+            part = data.slice(start, _PART_ROWS)
+            if binary:
+                yield _Part(part.num_rows, encode_rows(part))
+                continue
             sink = pa.BufferOutputStream()
             pacsv.write_csv(part, sink, options)
-            yield _CsvPart(data.column_names, part.num_rows, sink.getvalue())
+            yield _Part(part.num_rows, sink.getvalue())
 
 
 # --- set-based upserts of record tables (stage, merge, replace children) ----------------------
