@@ -173,3 +173,19 @@ def test_loads_of_one_account_take_turns(
         assert loading.result().inserted == 1
     assert (changed.inserted, changed.updated) == (0, 1)
     assert inventory(wh)["USD-1"]["quantity"] == 9
+
+
+@pytest.mark.parametrize("wh", ["postgres"], indirect=True)
+def test_postgres_first_load_leaves_statistics_for_the_next_loads_lookups(
+    wh: Warehouse, tmp_path: Path
+) -> None:
+    """The next load finds its rows through the (account, sku) index only if the planner knows the
+    table is large; autovacuum may not have run yet, so the first load analyses those columns."""
+    iw.load_full(wh, "main", "r1", mapped_file(tmp_path, [row("1"), row("2")], "v1"), NOW1)
+    with wh.connect() as conn:
+        analysed = wh.fetchall(
+            conn,
+            "SELECT attname FROM pg_stats WHERE schemaname = %s AND tablename = 'usdirect_inventory'",
+            (wh.schema,),
+        )
+    assert {"account", "sku"} <= {name for (name,) in analysed}
