@@ -9,6 +9,7 @@ naming the cap and the setting (``explain_memory_error``), never a bare FATAL.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -103,3 +104,13 @@ def sql_literal(value: str) -> str:
 
 def parquet_source(path: str | Path) -> str:
     return f"read_parquet({sql_literal(str(path))})"
+
+
+def query_batches(con: Any, sql: str) -> Iterator[Any]:
+    """The non-empty result batches of a DuckDB query as Arrow tables of at most ``BATCH_ROWS`` rows,
+    for ``Warehouse.load_batches``: a large result never sits in memory whole."""
+    import pyarrow as pa
+
+    for batch in con.sql(sql).to_arrow_reader(BATCH_ROWS):
+        if batch.num_rows:
+            yield pa.Table.from_batches([batch])

@@ -40,6 +40,7 @@ from usdirect.engine.base import (
     limit_engine,
     open_engine,
     parquet_source,
+    query_batches,
     sql_literal,
 )
 from usdirect.engine.partitions import Partition, and_in
@@ -460,14 +461,7 @@ def adopt_published(wh: Warehouse, account: str, run_id: str, mapped: Path | Map
             )
         engine = open_engine()
         try:
-            rel = engine.sql(
-                f"SELECT * REPLACE (CAST(source_updated_at AS VARCHAR) AS source_updated_at, "
-                f"CAST(published_at AS VARCHAR) AS published_at) FROM ({select})"
-            )
-            return sum(
-                wh.load_arrow(conn, wh.table(LEDGER), pa.Table.from_batches([b]))
-                for b in rel.to_arrow_reader(BATCH_ROWS)
-            )
+            return wh.load_batches(conn, wh.table(LEDGER), query_batches(engine, select))
         finally:
             engine.close()
 

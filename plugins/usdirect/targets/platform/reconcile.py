@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -28,7 +27,7 @@ from typing import Any, Protocol
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from usdirect.engine.base import BATCH_ROWS, open_engine, sql_literal
+from usdirect.engine.base import open_engine, query_batches, sql_literal
 from usdirect.engine.partitions import Partition, and_in
 from usdirect.engine.reuse import MappedFeed, feed_source
 from usdirect.targets.platform.inventory import LEDGER, ensure_ledger
@@ -303,9 +302,7 @@ def _replace_ledger(
         ensure_ledger(wh, conn)
         mine = f"account = {p}" + and_in(partition, wh.dialect)
         wh.execute(conn, f"DELETE FROM {wh.table(LEDGER)} WHERE {mine}", (account,))
-        wh.load_batches(
-            conn, wh.table(LEDGER), _batches(engine, select, text_stamps=wh.dialect == "postgres")
-        )
+        wh.load_batches(conn, wh.table(LEDGER), query_batches(engine, select))
         ensure_reconciles(wh, conn)
         wh.execute(
             conn,
@@ -321,17 +318,3 @@ def _replace_ledger(
                 counts.read_calls,
             ),
         )
-
-
-def _batches(engine: Any, select: str, text_stamps: bool) -> Iterator[pa.Table]:
-    """Batches ready for ``load_batches`` (for Postgres, timestamps rendered by DuckDB: COPY reads text)."""
-    if text_stamps:
-        select = (
-            "SELECT * REPLACE (CAST(source_updated_at AS VARCHAR) AS source_updated_at, "
-            "CAST(missing_since AS VARCHAR) AS missing_since, CAST(published_at AS VARCHAR) AS published_at) "
-            f"FROM ({select})"
-        )
-    rel = engine.sql(select)
-    for batch in rel.to_arrow_reader(BATCH_ROWS):
-        if batch.num_rows:
-            yield pa.Table.from_batches([batch])

@@ -42,10 +42,10 @@ from usdirect.domain.inventory import (
 from usdirect.domain.progress import Progress
 from usdirect.engine.absence import Absence, archive_at_once
 from usdirect.engine.base import (
-    BATCH_ROWS,
     limit_engine,
     open_engine,
     parquet_source,
+    query_batches,
     sql_literal,
 )
 from usdirect.engine.partitions import Partition, and_in
@@ -488,10 +488,9 @@ class _Delta:
         """Record batches of an engine query, for a Postgres COPY (binary: every column's type
         matches the warehouse table's)."""
         with Progress("warehouse load", None) as progress:
-            for batch in self.engine.sql(sql).to_arrow_reader(BATCH_ROWS):
-                if batch.num_rows:
-                    yield pa.Table.from_batches([batch])
-                    progress.advance(batch.num_rows)
+            for batch in query_batches(self.engine, sql):
+                yield batch
+                progress.advance(batch.num_rows)
 
     def _to_warehouse(self, table: str, ddl_columns: str, sql: str) -> None:
         """Materialise an engine query as a warehouse temp table (DuckDB: in place; Postgres: COPY)."""
