@@ -7,6 +7,7 @@ read, so the raw hashes must be lined up by row number, not by position.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -104,3 +105,48 @@ def test_a_failing_source_or_write_raises_its_own_error(
     wrong = pa.record_batch({"n": pa.array(["x"] * 100)})
     with pytest.raises(pa.ArrowInvalid):
         write_batches(table.schema, [*table.to_batches(max_chunksize=100)[:3], wrong], tmp_path / "w.parquet")
+
+
+@pytest.mark.parametrize("where", ["mapping", "writing"])
+def test_a_failure_in_any_stage_reaches_the_caller_and_stops_every_stage_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    """Raw hashes, mapping and row hashes run on threads of their own, a chunk apart: an error on
+    one of them (the template failing on a later chunk) or after them (the Parquet write) is the
+    error the caller sees, and no stage is left running on a closed hashing connection."""
+    monkeypatch.setattr(inventory_transform, "FEED_BLOCK_SIZE", 32 << 10)  # many small chunks
+    monkeypatch.setattr(inventory_transform, "CHUNK_ROWS", 256)
+    monkeypatch.setattr(inventory_dedupe, "_ROW_GROUP", 256)
+    feed = tmp_path / "feed.csv"
+    write_catalog_csv(Catalog(5000, 5), feed)
+    template = load_template(TEMPLATE)
+    calls = 0
+
+    if where == "mapping":
+        real = type(template).map_batch
+
+        def map_batch(self: object, *args: object, **kwargs: object) -> object:
+            nonlocal calls
+            calls += 1
+            if calls == 4:
+                raise LookupError("the template broke on the fourth chunk")
+            return real(self, *args, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(type(template), "map_batch", map_batch)
+        expected: type[Exception] = LookupError
+    else:
+        real_write = pq.ParquetWriter.write_table
+
+        def write_table(self: pq.ParquetWriter, *args: object, **kwargs: object) -> None:
+            nonlocal calls
+            calls += 1
+            if calls == 3:
+                raise OSError("disk full while writing the third row group")
+            real_write(self, *args, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(pq.ParquetWriter, "write_table", write_table)
+        expected = OSError
+
+    with pytest.raises(expected):
+        inventory_transform.transform_feed(feed, template, tmp_path / "m.parquet", tmp_path / "r.parquet")
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("usdirect-")]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 
 from usdirect.domain.inventory import MAPPED_SCHEMA, conform, row_hash_sql
 from usdirect.domain.progress import Progress
+from usdirect.domain.read_ahead import read_ahead
 from usdirect.domain.rejects import STORED_REJECT_SCHEMA, conform_rejects
 from usdirect.engine.dedupe import ROW, Deduped, Hashed, dedupe_and_hash, write_batches
 from usdirect.engine.reuse import (
@@ -120,23 +121,31 @@ def _transform(
     # Raw and row hashes are computed chunk by chunk on a connection that keeps row order (the
     # hashes must line up with the rows they hash). Hashing only the mapped chunk and appending the
     # column costs a third less than a second DuckDB pass that also copies every column back out.
+    # Stages run on threads of their own, a chunk apart: parsing (the reader), raw hashes, mapping,
+    # row hashes (here), writing. DuckDB and most of Arrow release the GIL, so on two cores a
+    # million-row feed maps in about 0.4 s less than with both hashes beside the mapping, and a
+    # re-sync, whose raw hashes are most of its work, in about 0.2 s less.
     hasher = duckdb.connect(":memory:")
+    raw_hasher = hasher.cursor()  # a connection of its own: the raw hashes run on another thread
     raw_sql = f"SELECT {raw_hash_sql(columns)} FROM _usd_chunk"
     row_sql = f"SELECT {row_hash_sql()} FROM _usd_chunk"
 
-    def hashed(table: pa.Table, sql: str) -> pa.Array:
-        hasher.register("_usd_chunk", table)
+    def hashed(table: pa.Table, sql: str, con: Any = hasher) -> pa.Array:
+        con.register("_usd_chunk", table)
         try:
-            return hasher.sql(sql).to_arrow_table().column(0).combine_chunks()
+            return con.sql(sql).to_arrow_table().column(0).combine_chunks()
         finally:
-            hasher.unregister("_usd_chunk")
+            con.unregister("_usd_chunk")
 
     progress = Progress("mapping", None, unit="feed rows")
 
-    def batches() -> Iterator[pa.RecordBatch]:
+    def raw_hashed() -> Iterator[tuple[pa.Table, pa.Array, pa.Array]]:
         for table, rows in _chunks(reader):
+            yield table, rows, hashed(table.select(columns), raw_sql, raw_hasher)
+
+    def mapped_chunks() -> Iterator[pa.Table]:
+        for table, rows, hashes in read_ahead(raw_hashed(), depth=1):
             progress.advance(table.num_rows)
-            hashes = hashed(table.select(columns), raw_sql)
             if matcher is not None:
                 fresh = pc.invert(matcher.known(hashes))
                 table, rows, hashes = table.filter(fresh), rows.filter(fresh), hashes.filter(fresh)
@@ -147,11 +156,15 @@ def _transform(
                 hashes = hashes.take(pc.index_in(out.column(ROW), value_set=rows))
             else:
                 out = _with_rows(result.mapped)  # every row, in the order they were hashed
-            out = out.append_column(RAW_HASH, hashes)
+            yield out.append_column(RAW_HASH, hashes)
+
+    def batches() -> Generator[pa.RecordBatch, None, None]:
+        for out in read_ahead(mapped_chunks(), depth=1):
             yield from out.append_column("row_hash", hashed(out, row_sql)).to_batches()
 
+    stream = batches()
     try:
-        parts = Hashed(HASHED_PARTS_SCHEMA, batches())
+        parts = Hashed(HASHED_PARTS_SCHEMA, stream)
         if matcher is None:
             deduped = dedupe_and_hash(parts, mapped, metadata=complete)
         else:
@@ -159,6 +172,8 @@ def _transform(
             # Duplicates are counted over the whole feed, base included.
             deduped = Deduped(skus=0, duplicates=STORED_REJECT_SCHEMA.empty_table())
     finally:
+        stream.close()  # after a failure: stops the stages' threads before their connections close
+        raw_hasher.close()
         hasher.close()
     progress.finish()
     return _finish(deduped, rejects, [*bad, reader.rejects], reader.rows_read + reader.malformed_rows)
