@@ -181,6 +181,10 @@ class MappedFeed:
             con.close()
         return int(found[0][0])
 
+    def fresh_source(self) -> str:
+        """A DuckDB table expression over the rows this run mapped itself (the base's not included)."""
+        return parquet_source(self.fresh)
+
     def source(self) -> str:
         """A DuckDB table expression over the whole feed: the mapped columns, ``row_hash`` and
         ``_raw_hash``, one row per SKU."""

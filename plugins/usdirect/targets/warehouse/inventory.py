@@ -306,7 +306,8 @@ FROM (SELECT sku, row_hash, archived FROM _usd_feed) f LEFT JOIN _usd_current c 
 WHERE c.sku IS NULL OR (c.archived AND NOT f.archived) OR c.row_hash <> f.row_hash
    OR c.missing_feed_seq IS NOT NULL OR c.pending_full_feed"""
             )
-            staged = "SELECT f.*, d._op FROM _usd_feed f JOIN _usd_changed d ON d.sku = f.sku"
+            rows = _changed_rows(delta, mapped)
+            staged = f"SELECT f.*, d._op FROM {rows} f JOIN _usd_changed d ON d.sku = f.sku"
             if guard is not None:
                 source = feed_source(mapped)
                 counts.held = guard_full(delta, guard, run_id, now, source, "_usd_changed", partition)
@@ -365,6 +366,18 @@ WHERE _new OR row_hash <> _old_hash"""
             counts.history = delta.apply(run_id, now)
             _check(delta, counts, run_id, now)
     return counts
+
+
+def _changed_rows(delta: _Delta, mapped: Path | MappedFeed) -> str:
+    """Where the changed SKUs' rows are read from: a feed that builds on a base has them among the
+    rows it mapped itself, unless the warehouse changed a SKU whose feed row did not (the changes
+    DAG, a revived or missing SKU); then from the whole feed."""
+    if isinstance(mapped, MappedFeed):
+        fresh = mapped.fresh_source()
+        outside = f"SELECT count(*) FROM _usd_changed d ANTI JOIN {fresh} f ON f.sku = d.sku"
+        if delta.scalar(outside) == 0:
+            return fresh
+    return "_usd_feed"
 
 
 def _take_turn(wh: Warehouse, conn: Any, account: str) -> None:
