@@ -370,8 +370,8 @@ WHERE _new OR row_hash <> _old_hash"""
 
 def _changed_rows(delta: _Delta, mapped: Path | MappedFeed) -> str:
     """Where the changed SKUs' rows are read from: a feed that builds on a base has them among the
-    rows it mapped itself, unless the warehouse changed a SKU whose feed row did not (the changes
-    DAG, a revived or missing SKU); then from the whole feed."""
+    rows it mapped itself, unless the warehouse holds a SKU otherwise than the base left it (a
+    changes run since, or a base that is not the feed loaded last); then from the whole feed."""
     if isinstance(mapped, MappedFeed):
         fresh = mapped.fresh_source()
         outside = f"SELECT count(*) FROM _usd_changed d ANTI JOIN {fresh} f ON f.sku = d.sku"
